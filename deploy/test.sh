@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Every check: lint, types, unit tests and integration tests against a real Kafka broker and chDB.
+# The tests start one broker for the session and stop it when they end, whatever the outcome.
+# Arguments go to pytest (e.g. -k collector, -m "not integration").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash deploy/setup.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+set +e
+.venv/bin/pytest "$@"
+status=$?
+set -e
+if [ "$status" = 5 ]; then
+  echo "pytest collected no tests: that is a failure" >&2
+  exit 1
+fi
+exit "$status"

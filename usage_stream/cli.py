@@ -1,0 +1,157 @@
+"""The `usage-stream` command: run the stack, its parts, the local broker and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from usage_stream.settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"  USAGE_STREAM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise SystemExit("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if not args.validate:
+        print(json.dumps(settings.masked(), indent=2, default=str))
+    else:
+        print("configuration is valid")
+    return 0
+
+
+def cmd_collector(args: argparse.Namespace) -> int:
+    from usage_stream.processes import run_collector
+
+    run_collector(_settings())
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from usage_stream.processes import run_worker
+
+    run_worker(_settings())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from processors.clickhouse import connect, migrate
+
+    settings = _settings()
+    client = connect(
+        settings.clickhouse_dsn,
+        settings.clickhouse_database,
+        settings.clickhouse_password.get_secret_value(),
+    )
+    applied = migrate(client)
+    print(f"applied {len(applied)} migration(s): {applied}" if applied else "schema is up to date")
+    return 0
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from usage_stream.localstack import fetch_jars
+    from usage_stream.stack import local_broker
+
+    settings = _settings()
+    broker = local_broker(settings)
+    if args.action == "fetch":
+        print(f"Kafka jars in {fetch_jars()}")
+    elif args.action == "start":
+        broker.start()
+        print(f"Kafka broker ready on {broker.bootstrap}; logs in {broker.log_file}")
+    elif args.action == "stop":
+        broker.stop()
+        print("Kafka broker stopped")
+    else:
+        pid = broker.pid()
+        print(f"running (pid {pid}) on {broker.bootstrap}" if pid else "not running")
+        return 0 if pid else 3
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from usage_stream.stack import up
+
+    return up(_settings(), demo_run=not args.no_demo, stay=not args.exit_after_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from usage_stream import demo
+
+    settings = _settings()
+    write, read = demo.demo_keys()
+    demo.run(
+        f"http://{settings.collector_host}:{settings.collector_port}",
+        f"http://{settings.worker_host}:{settings.worker_port}",
+        {t: k.get_secret_value() for t, k in settings.write_keys.items()} or write,
+        {t: k.get_secret_value() for t, k in settings.read_keys.items()} or read,
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="usage-stream",
+        description="Usage analytics from product events: collector → Kafka → workers → ClickHouse."
+        " Configured by USAGE_STREAM_* environment variables (see `usage-stream config`).",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser(
+        "up", help="start Kafka, the worker and the collector locally, run the demo"
+    )
+    up.add_argument("--no-demo", action="store_true", help="start the stack without the demo")
+    up.add_argument(
+        "--exit-after-demo", action="store_true", help="stop everything once the demo has landed"
+    )
+    up.set_defaults(func=cmd_up)
+
+    sub.add_parser("collector", help="run the HTTP collector").set_defaults(func=cmd_collector)
+    sub.add_parser("worker", help="run a stream worker and its read API").set_defaults(
+        func=cmd_worker
+    )
+    sub.add_parser("migrate", help="apply ClickHouse schema migrations").set_defaults(
+        func=cmd_migrate
+    )
+    demo = sub.add_parser("demo", help="send synthetic product events to a running stack")
+    demo.set_defaults(func=cmd_demo)
+
+    kafka = sub.add_parser("kafka", help="the local single-node Kafka broker")
+    kafka.add_argument("action", choices=("fetch", "start", "stop", "status"))
+    kafka.set_defaults(func=cmd_kafka)
+
+    config = sub.add_parser("config", help="print the configuration, secrets masked")
+    config.add_argument(
+        "--validate", action="store_true", help="only check it; exit non-zero on any error"
+    )
+    config.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

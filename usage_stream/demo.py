@@ -1,0 +1,202 @@
+"""A realistic stream of SaaS product events for several tenants, sent through the collector."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import random
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+# What a product's users do, with how often each happens on an active day.
+FEATURES = {
+    "report_created": 1.5,
+    "dashboard_viewed": 4.0,
+    "teammate_invited": 0.3,
+    "export_csv": 0.6,
+    "api_call": 12.0,
+}
+ENDPOINTS = ("/v1/search", "/v1/ingest", "/v1/reports", "/v1/users")
+
+DEMO_TENANTS = ("acme", "globex", "initech")
+
+
+def demo_keys() -> tuple[dict[str, str], dict[str, str]]:
+    """Write and read keys for the demo tenants, used when none are configured."""
+    return ({t: f"wk_demo_{t}" for t in DEMO_TENANTS}, {t: f"rk_demo_{t}" for t in DEMO_TENANTS})
+
+
+@dataclass(frozen=True)
+class Plan:
+    accounts_per_tenant: int = 8
+    users_per_account: int = 4
+    days: int = 14
+    seed: int = 7
+
+
+def generate(tenant: str, plan: Plan, now: datetime) -> list[dict[str, Any]]:
+    """Signups, then feature use and API calls over simulated days; every event with a messageId."""
+    rng = random.Random(f"{plan.seed}:{tenant}")
+    start = now - timedelta(days=plan.days)
+    events: list[dict[str, Any]] = []
+    for a in range(plan.accounts_per_tenant):
+        account = f"{tenant}-acct-{a:03d}"
+        plan_name = rng.choice(("free", "team", "enterprise"))
+        signup = start + timedelta(hours=rng.uniform(0, 24 * plan.days / 2))
+        for u in range(rng.randint(1, plan.users_per_account)):
+            user = f"{account}-user-{u}"
+            joined = signup + timedelta(hours=rng.uniform(0, 48) if u else 0)
+            events.append(_call("identify", user, account, joined, traits={"plan": plan_name}))
+            events.append(_call("group", user, account, joined, traits={"name": account}))
+            events.append(_call("track", user, account, joined, event="signed_up"))
+            events.extend(_activity(rng, user, account, joined, now))
+    events.sort(key=lambda e: e["timestamp"])
+    return events
+
+
+def _activity(
+    rng: random.Random, user: str, account: str, joined: datetime, now: datetime
+) -> list[dict[str, Any]]:
+    out = []
+    day = joined
+    while day < now:
+        if rng.random() < 0.6:  # active that day
+            for name, rate in FEATURES.items():
+                for _ in range(_poisson(rng, rate)):
+                    when = day + timedelta(seconds=rng.uniform(0, 86400))
+                    if when < now:
+                        out.append(
+                            _call(
+                                "track",
+                                user,
+                                account,
+                                when,
+                                event=name,
+                                properties=_properties(rng, name),
+                            )
+                        )
+        day += timedelta(days=1)
+    return out
+
+
+def _poisson(rng: random.Random, rate: float) -> int:
+    count, threshold, product = 0, pow(2.718281828, -rate), rng.random()
+    while product > threshold:
+        count += 1
+        product *= rng.random()
+    return count
+
+
+def _properties(rng: random.Random, name: str) -> dict[str, Any]:
+    if name == "api_call":
+        return {
+            "endpoint": rng.choice(ENDPOINTS),
+            "duration_ms": rng.randint(3, 900),
+            "status": rng.choice((200, 200, 200, 201, 429, 500)),
+        }
+    if name == "export_csv":
+        return {"rows": rng.randint(10, 50_000), "bytes": rng.randint(1_000, 9_000_000)}
+    if name == "report_created":
+        return {
+            "template": rng.choice(("blank", "funnel", "retention")),
+            "charts": rng.randint(1, 9),
+        }
+    return {}
+
+
+def _call(kind: str, user: str, account: str, when: datetime, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "messageId": str(uuid.uuid4()),
+        "userId": user,
+        "groupId": account,
+        "timestamp": when.isoformat().replace("+00:00", "Z"),
+        "context": {"library": {"name": "usage-stream-demo", "version": "1"}},
+        **fields,
+    }
+
+
+def post_batch(collector_url: str, write_key: str, events: list[dict[str, Any]]) -> int:
+    """POST one gzip batch, retrying 503 and network errors; returns how many were accepted."""
+    auth = base64.b64encode(f"{write_key}:".encode()).decode()
+    for attempt in range(8):
+        body = {"batch": events, "sentAt": datetime.now(UTC).isoformat()}
+        request = urllib.request.Request(
+            f"{collector_url}/v1/batch",
+            data=gzip.compress(json.dumps(body).encode()),
+            headers={
+                "Authorization": f"Basic {auth}",
+                "Content-Type": "application/json",
+                "Content-Encoding": "gzip",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return int(json.load(response)["accepted"])
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                raise RuntimeError(f"collector refused a batch: {exc.code} {exc.read()!r}") from exc
+        except OSError:
+            pass
+        time.sleep(min(0.2 * 2**attempt, 5))
+    raise RuntimeError("collector did not accept a batch after 8 attempts")
+
+
+def get_json(url: str, read_key: str) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {read_key}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def stored_count(worker_url: str, read_key: str) -> int:
+    return sum(int(row["events"]) for row in get_json(f"{worker_url}/v1/events/counts", read_key))
+
+
+def run(
+    collector_url: str,
+    worker_url: str,
+    write_keys: dict[str, str],
+    read_keys: dict[str, str],
+    plan: Plan = Plan(),
+    wait_seconds: float = 60.0,
+) -> dict[str, Counter[str]]:
+    """Send every tenant's stream, wait until ClickHouse holds it all, print what landed."""
+    now = datetime.now(UTC)
+    sent: dict[str, int] = {}
+    for tenant, key in write_keys.items():
+        events = generate(tenant, plan, now)
+        for i in range(0, len(events), 100):
+            post_batch(collector_url, key, events[i : i + 100])
+        sent[tenant] = len(events)
+        print(f"sent {len(events):>6} events for tenant {tenant}")
+    before = time.monotonic()
+    deadline = before + wait_seconds
+    stored = {tenant: 0 for tenant in sent}
+    while time.monotonic() < deadline:
+        stored = {t: stored_count(worker_url, read_keys[t]) for t in sent}
+        if all(stored[t] >= sent[t] for t in sent):
+            break
+        time.sleep(0.5)
+    print(f"\nin ClickHouse after {time.monotonic() - before:.1f}s:")
+    landed: dict[str, Counter[str]] = {}
+    for tenant in sent:
+        rows = get_json(f"{worker_url}/v1/events/counts", read_keys[tenant])
+        landed[tenant] = Counter({r["event"] or f"({r['type']})": r["events"] for r in rows})
+        print(f"\n  tenant {tenant}: {stored[tenant]} of {sent[tenant]} events stored")
+        for row in rows:
+            name = row["event"] or f"({row['type']})"
+            print(
+                f"    {name:<18} {row['events']:>6} events  {row['accounts']:>3} accounts"
+                f"  {row['users']:>3} users"
+            )
+    missing = {t: sent[t] - stored[t] for t in sent if stored[t] < sent[t]}
+    if missing:
+        raise RuntimeError(f"not every event reached ClickHouse within {wait_seconds}s: {missing}")
+    return landed

@@ -1,0 +1,124 @@
+"""`usage-stream up`: the whole stack on this machine, started in order and stopped in reverse."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
+
+from usage_stream import demo
+from usage_stream.localstack import LocalBroker
+from usage_stream.settings import Settings
+from usage_stream.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def local_broker(settings: Settings) -> LocalBroker:
+    """The broker `kafka_bootstrap` names, run from local Kafka jars (controller: port+1)."""
+    first = urlsplit(f"//{settings.kafka_bootstrap.split(',')[0]}")
+    port = first.port or 9092
+    return LocalBroker(settings.data_dir / "kafka", port=port, controller_port=port + 1)
+
+
+def _is_local(settings: Settings) -> bool:
+    return urlsplit(f"//{settings.kafka_bootstrap.split(',')[0]}").hostname in LOCAL_HOSTS
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log_file: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}; see {log_file}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} was not ready within {timeout:.0f}s; see {log_file}")
+
+
+def spawn(command: str, env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "usage_stream.cli", command],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # stopped by us, in order, not by the terminal's Ctrl-C
+        )
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def up(settings: Settings, demo_run: bool = True, stay: bool = True) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    env = dict(os.environ)
+    write_keys = {t: k.get_secret_value() for t, k in settings.write_keys.items()}
+    read_keys = {t: k.get_secret_value() for t, k in settings.read_keys.items()}
+    if not write_keys:
+        write_keys, read_keys = demo.demo_keys()
+        env["USAGE_STREAM_WRITE_KEYS"] = json.dumps(write_keys)
+        env["USAGE_STREAM_READ_KEYS"] = json.dumps(read_keys)
+    collector_url = f"http://{settings.collector_host}:{settings.collector_port}"
+    worker_url = f"http://{settings.worker_host}:{settings.worker_port}"
+    logs = settings.data_dir / "logs"
+    with ExitStack() as running:
+        try:
+            if _is_local(settings):
+                broker = local_broker(settings)
+                if broker.pid() is None:
+                    running.callback(broker.stop)
+                print(f"starting Kafka on {broker.bootstrap} …", flush=True)
+                broker.start()
+            ensure_topics(
+                settings.kafka_bootstrap,
+                [settings.events_topic, settings.invalid_topic],
+                settings.topic_partitions,
+            )
+            for name, url in (("worker", worker_url), ("collector", collector_url)):
+                print(f"starting the {name} on {url} (log: {logs / name}.log) …", flush=True)
+                process = spawn(name, env, logs / f"{name}.log")
+                running.callback(terminate, process)
+                wait_ready(url, process, logs / f"{name}.log", timeout=120)
+            print(f"\nstack is up. ClickHouse: {settings.clickhouse_dsn}\n", flush=True)
+            if demo_run:
+                demo.run(collector_url, worker_url, write_keys, read_keys)
+            if stay:
+                print(
+                    f"\ncollector {collector_url}/v1/batch · read API {worker_url}/docs"
+                    "\nCtrl-C stops everything this command started.",
+                    flush=True,
+                )
+                while True:
+                    time.sleep(3600)
+        except KeyboardInterrupt:
+            print("\nstopping …", flush=True)
+    return 0
