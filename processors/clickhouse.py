@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import clickhouse_connect
@@ -31,12 +34,10 @@ def connect(dsn: str, database: str, password: str = "") -> Client:
         raise ValueError(
             f"ClickHouse URL must start with chdb://, http:// or https://, not {dsn!r}"
         )
-    password_given = bool(password) and scheme != "chdb"
-    bootstrap = clickhouse_connect.get_client(dsn=dsn, password=password if password_given else "")
+    password = password if scheme != "chdb" else ""
+    bootstrap = clickhouse_connect.get_client(dsn=dsn, password=password)
     bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-    return clickhouse_connect.get_client(
-        dsn=dsn, database=database, password=password if password_given else ""
-    )
+    return clickhouse_connect.get_client(dsn=dsn, database=database, password=password)
 
 
 def migrate(client: Client, migrations: list[Migration] | None = None) -> list[int]:
@@ -55,3 +56,35 @@ def migrate(client: Client, migrations: list[Migration] | None = None) -> list[i
         log.info("applied migration %04d_%s", migration.version, migration.name)
         applied.append(migration.version)
     return applied
+
+
+class ClickHouse:
+    """One client shared by a process's writers and readers, one statement at a time.
+
+    chDB runs the engine inside the process and allows one process per data directory, so the
+    worker's sinks and its read API share this client; the lock keeps their calls apart.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._lock:
+            result = self.client.query(sql, parameters=parameters or {})
+        return [tuple(row) for row in result.result_rows]
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        with self._lock:
+            self.client.insert(table, list(rows), column_names=list(columns))
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            self.client.command(sql, parameters=parameters or {})
+
+
+def open_clickhouse(dsn: str, database: str, password: str = "") -> ClickHouse:
+    """Connected, every migration applied: how each process that owns ClickHouse starts."""
+    client = connect(dsn, database, password)
+    migrate(client)
+    return ClickHouse(client)

@@ -3,52 +3,58 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from clickhouse_connect.driver.client import Client
-
+from processors.clickhouse import ClickHouse
 from schemas import EnrichedEvent
 
 COLUMNS = (
-    "tenant",
-    "type",
-    "message_id",
-    "event",
-    "account",
-    "user_id",
-    "anonymous_id",
-    "timestamp",
-    "original_timestamp",
-    "sent_at",
-    "received_at",
-    "properties",
-    "traits",
-    "context",
-)
+    "tenant", "type", "message_id", "event", "account", "user_id", "anonymous_id", "timestamp",
+    "original_timestamp", "sent_at", "received_at", "kafka_partition", "kafka_offset",
+    "properties", "traits", "context",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An event as read from Kafka, with the place it was read from."""
+
+    event: EnrichedEvent
+    partition: int
+    offset: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.event.tenant, self.event.message_id)
+
+    @property
+    def place(self) -> tuple[int, int]:
+        return (self.partition, self.offset)
 
 
 class EventStore(Protocol):
-    def insert_new(self, events: Sequence[EnrichedEvent]) -> int:
-        """Store the events whose (tenant, messageId) is not stored yet; return how many were new.
+    def store(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Store each event whose (tenant, messageId) is not stored yet; return the originals.
 
-        Either every new event of the call is stored or the call raises and none is: callers
-        retry the whole batch, and events already stored by an earlier try are skipped.
+        An original is a delivery that is the first copy of its id: new, or the very Kafka
+        message that stored it before (a redelivery after a crash). Copies of an id found at
+        another place are duplicates and are left out. Either every new event is stored or the
+        call raises and callers retry the whole batch.
         """
         ...
 
 
-def first_of_each_id(events: Sequence[EnrichedEvent]) -> list[EnrichedEvent]:
+def first_of_each_id(deliveries: Sequence[Delivery]) -> list[Delivery]:
     """Drop repeats of a (tenant, messageId) inside one batch, keeping the first."""
     seen: set[tuple[str, str]] = set()
     unique = []
-    for event in events:
-        key = (event.tenant, event.message_id)
-        if key not in seen:
-            seen.add(key)
-            unique.append(event)
+    for delivery in deliveries:
+        if delivery.key not in seen:
+            seen.add(delivery.key)
+            unique.append(delivery)
     return unique
 
 
@@ -56,72 +62,66 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def to_row(event: EnrichedEvent) -> list[Any]:
+def to_row(d: Delivery) -> list[Any]:
+    e = d.event
     return [
-        event.tenant,
-        event.type,
-        event.message_id,
-        event.event,
-        event.account,
-        event.user_id,
-        event.anonymous_id,
-        event.timestamp,
-        event.original_timestamp,
-        event.sent_at,
-        event.received_at,
-        _json(event.properties),
-        _json(event.traits),
-        _json(event.context),
-    ]
+        e.tenant, e.type, e.message_id, e.event, e.account, e.user_id, e.anonymous_id,
+        e.timestamp, e.original_timestamp, e.sent_at, e.received_at, d.partition, d.offset,
+        _json(e.properties), _json(e.traits), _json(e.context),
+    ]  # fmt: skip
+
+
+def originals(
+    deliveries: Sequence[Delivery], stored: dict[tuple[str, str], tuple[int, int]]
+) -> tuple[list[Delivery], list[Delivery]]:
+    """Split a batch into (originals, not yet stored) given the places ids are stored at."""
+    kept = [d for d in first_of_each_id(deliveries) if stored.get(d.key, d.place) == d.place]
+    return kept, [d for d in kept if d.key not in stored]
 
 
 class ClickHouseEventStore:
     """Dedup by asking the table itself (its by_message_id projection) before inserting.
 
-    One partition of the events topic is written by one worker at a time, and every copy of an
-    event carries the same key, so check-then-insert is race-free per key. Ids are looked up only
-    in the months the dedup horizon reaches back from the batch's oldest event.
+    Every copy of an event has the same Kafka key (tenant:account), so all copies land in one
+    partition, which one worker writes at a time: check-then-insert is race-free per id. Ids are
+    looked up only as far back as the dedup horizon reaches from the batch's oldest event.
     """
 
-    def __init__(self, client: Client, horizon: timedelta = timedelta(days=35)) -> None:
-        self._client = client
+    def __init__(self, clickhouse: ClickHouse, horizon: timedelta = timedelta(days=35)) -> None:
+        self._ch = clickhouse
         self._horizon = horizon
-        self._lock = threading.Lock()  # one statement at a time on a shared (chDB) client
 
-    def insert_new(self, events: Sequence[EnrichedEvent]) -> int:
-        batch = first_of_each_id(events)
-        if not batch:
-            return 0
-        with self._lock:
-            stored = self._stored_ids(batch)
-            new = [e for e in batch if (e.tenant, e.message_id) not in stored]
-            if new:
-                self._client.insert("events", [to_row(e) for e in new], column_names=COLUMNS)
-        return len(new)
+    def store(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        if not deliveries:
+            return []
+        kept, new = originals(deliveries, self._stored_places(deliveries))
+        if new:
+            self._ch.insert("events", [to_row(d) for d in new], COLUMNS)
+        return kept
 
-    def _stored_ids(self, batch: Sequence[EnrichedEvent]) -> set[tuple[str, str]]:
-        since: datetime = min(e.timestamp for e in batch) - self._horizon
-        result = self._client.query(
-            "SELECT tenant, message_id FROM events"
+    def _stored_places(self, batch: Sequence[Delivery]) -> dict[tuple[str, str], tuple[int, int]]:
+        since: datetime = min(d.event.timestamp for d in batch) - self._horizon
+        rows = self._ch.query(
+            "SELECT tenant, message_id, kafka_partition, kafka_offset FROM events"
             " WHERE (tenant, message_id) IN {keys:Array(Tuple(String, String))}"
             " AND timestamp >= {since:DateTime64(3, 'UTC')}",
-            parameters={"keys": [(e.tenant, e.message_id) for e in batch], "since": since},
+            {"keys": list({d.key for d in batch}), "since": since},
         )
-        return {(row[0], row[1]) for row in result.result_rows}
+        return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
 
 
 class InMemoryEventStore:
-    """For unit tests: the same contract, kept in a dict."""
+    """For unit tests: the same contract, kept in a dict; `fail_next` injects failures."""
 
     def __init__(self) -> None:
-        self.events: dict[tuple[str, str], EnrichedEvent] = {}
+        self.events: dict[tuple[str, str], Delivery] = {}
         self.fail_next = 0
 
-    def insert_new(self, events: Sequence[EnrichedEvent]) -> int:
+    def store(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         if self.fail_next:
             self.fail_next -= 1
             raise ConnectionError("injected store failure")
-        new = [e for e in first_of_each_id(events) if (e.tenant, e.message_id) not in self.events]
-        for event in new:
-            self.events[(event.tenant, event.message_id)] = event
-        return len(new)
+        places = {key: d.place for key, d in self.events.items()}
+        kept, new = originals(deliveries, places)
+        self.events.update((d.key, d) for d in new)
+        return kept

@@ -4,18 +4,16 @@ With the embedded chDB engine only the process that owns the data directory can 
 worker, which writes, also answers reads.
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
-from clickhouse_connect.driver.client import Client
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from processors.clickhouse import ClickHouse
 from processors.event_store import COLUMNS
 from schemas.events import UtcDatetime
 
@@ -49,15 +47,12 @@ class EventCount(BaseModel):
 
 
 def create_read_api(
-    client: Client, tenants_by_read_key: Mapping[str, str], ready: Callable[[], bool]
+    clickhouse: ClickHouse, tenants_by_read_key: Mapping[str, str], ready: Callable[[], bool]
 ) -> FastAPI:
     app = FastAPI(title="usage-stream read API", version="1")
-    lock = asyncio.Lock()  # one query at a time on the shared client
 
     async def query(sql: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
-        async with lock:
-            result = await asyncio.to_thread(client.query, sql, parameters=parameters)
-        return [tuple(row) for row in result.result_rows]
+        return await asyncio.to_thread(clickhouse.query, sql, parameters)
 
     def tenant_of(request: Request) -> str:
         """Read keys come as `Authorization: Bearer <key>`; each sees one tenant only."""

@@ -1,0 +1,136 @@
+"""The faust-streaming app: one agent reads `events` in batches and runs every processor on them.
+
+Offsets are acknowledged by hand (`noack_take`), and only once a batch is written everywhere,
+so faust commits nothing that ClickHouse does not hold. Exactness does not rest on faust's
+commit alone: every write is idempotent per Kafka place (see processors.batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import faust
+
+from processors.batch import BatchResult, Processor, RawMessage, Rejected, run_batch
+from processors.event_store import EventStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    app_id: str
+    bootstrap: str
+    events_topic: str
+    invalid_topic: str
+    batch_size: int = 2000
+    batch_seconds: float = 0.25
+    replication_factor: int = 1
+
+
+@dataclass
+class WorkerState:
+    """What the worker's readiness and metrics read: is it assigned, what has it done."""
+
+    assigned: bool = False
+    batches: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    failures: int = 0
+    on_batch: list[Callable[[BatchResult, float], None]] = field(default_factory=list)
+    on_failure: list[Callable[[Exception], None]] = field(default_factory=list)
+
+
+async def retry_forever(
+    attempt: Callable[[], Awaitable[T]],
+    on_failure: Callable[[Exception, float], None],
+    max_backoff: float = 30.0,
+) -> T:
+    """Keep trying one batch: its offsets are not committed until it is written."""
+    backoff = 0.5
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:  # storage fails in many ways; all are retried alike
+            on_failure(exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff)
+
+
+def dead_letter_headers(rejected: Rejected) -> list[tuple[str, bytes]]:
+    return [
+        ("reason", rejected.reason.encode()),
+        ("source-partition", str(rejected.message.partition).encode()),
+        ("source-offset", str(rejected.message.offset).encode()),
+    ]
+
+
+def build_app(
+    config: AppConfig,
+    store: EventStore,
+    processors: Sequence[Processor],
+    state: WorkerState,
+) -> faust.App:
+    app = faust.App(
+        config.app_id,
+        broker=[f"kafka://{host}" for host in config.bootstrap.split(",")],
+        web_enabled=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        topic_replication_factor=config.replication_factor,
+        broker_commit_every=1.0,
+        producer_acks=-1,
+    )
+    events = app.topic(config.events_topic, key_type=bytes, value_type=bytes, internal=False)
+    invalid = app.topic(config.invalid_topic, key_type=bytes, value_type=bytes, internal=False)
+
+    def failed(exc: Exception, backoff: float) -> None:
+        state.failures += 1
+        for hook in state.on_failure:
+            hook(exc)
+        log.warning("batch not written, retrying in %.1fs: %r", backoff, exc)
+
+    async def write(messages: list[RawMessage]) -> BatchResult:
+        result = await asyncio.to_thread(run_batch, messages, store, processors)
+        for rejected in result.rejected:
+            sent = await invalid.send(
+                key=rejected.message.key,
+                value=rejected.message.value,
+                headers=dead_letter_headers(rejected),
+            )
+            await sent  # held by Kafka before the source offset may be committed
+        return result
+
+    @app.agent(events)
+    async def sink(stream: Any) -> None:
+        async for batch in stream.noack_take(config.batch_size, within=config.batch_seconds):
+            messages = [
+                RawMessage(e.message.partition, e.message.offset, e.message.key, e.message.value)
+                for e in batch
+            ]
+            started = asyncio.get_running_loop().time()
+            result = await retry_forever(lambda m=messages: write(m), failed)  # type: ignore[misc]
+            for event in batch:
+                await stream.ack(event)
+            state.batches += 1
+            state.stored += result.stored
+            state.duplicates += result.duplicates
+            state.rejected += len(result.rejected)
+            elapsed = asyncio.get_running_loop().time() - started
+            for hook in state.on_batch:
+                hook(result, elapsed)
+
+    async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        state.assigned = True
+
+    # mode types receivers as sync-or-awaitable callables that mypy cannot match to a coroutine
+    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
+
+    return app

@@ -1,0 +1,76 @@
+"""One batch of Kafka messages through every processor: decode, dedup, write; retried whole."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from processors.event_store import Delivery, EventStore
+from schemas import EnrichedEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """What the worker needs of a Kafka record."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message no processor can use, with the reason; it goes to the dead-letter topic."""
+
+    message: RawMessage
+    reason: str
+
+
+class Processor(Protocol):
+    """A consumer of stored events. `write` must be idempotent per Kafka place (partition,
+    offset): after a crash the same originals are handed over again and must count once."""
+
+    name: str
+
+    def write(self, originals: Sequence[Delivery]) -> None: ...
+
+
+def decode(messages: Sequence[RawMessage]) -> tuple[list[Delivery], list[Rejected]]:
+    """Bad messages are data: each becomes a Rejected with a reason, never an exception."""
+    deliveries, rejected = [], []
+    for message in messages:
+        try:
+            event = EnrichedEvent.from_kafka(message.value)
+        except (ValidationError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            rejected.append(Rejected(message, f"not an event of the contract: {reason}"))
+            continue
+        deliveries.append(Delivery(event, message.partition, message.offset))
+    return deliveries, rejected
+
+
+@dataclass
+class BatchResult:
+    stored: int
+    duplicates: int
+    rejected: list[Rejected]
+
+
+def run_batch(
+    messages: Sequence[RawMessage], store: EventStore, processors: Sequence[Processor]
+) -> BatchResult:
+    """Store the raw events, then hand the originals to each processor. Raises on a storage
+    failure, so the caller retries the whole batch; every step is idempotent, so a retry (or a
+    redelivery after a crash) changes nothing that was already written."""
+    deliveries, rejected = decode(messages)
+    kept = store.store(deliveries)
+    for processor in processors:
+        processor.write(kept)
+    return BatchResult(stored=len(kept), duplicates=len(deliveries) - len(kept), rejected=rejected)
