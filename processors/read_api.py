@@ -7,6 +7,7 @@ worker, which writes, also answers reads.
 import asyncio
 import json
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -85,12 +86,19 @@ def create_read_api(
         ]
 
     @app.get("/v1/events/counts", response_model=list[EventCount], summary="Events per name")
-    async def counts(tenant: Tenant) -> list[dict[str, Any]]:
+    async def counts(
+        tenant: Tenant,
+        received_since: Annotated[
+            UtcDatetime | None, Query(description="only events received at or after this time")
+        ] = None,
+    ) -> list[dict[str, Any]]:
+        since = received_since or datetime(1970, 1, 1, tzinfo=UTC)
         rows = await query(
             "SELECT event, type, count(), uniqExact(account), uniqExact(user_id)"
             " FROM events WHERE tenant = {tenant:String}"
+            " AND received_at >= {since:DateTime64(3, 'UTC')}"
             " GROUP BY event, type ORDER BY count() DESC, event",
-            {"tenant": tenant},
+            {"tenant": tenant, "since": since},
         )
         keys = ("event", "type", "events", "accounts", "users")
         return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -8,6 +8,7 @@ import json
 import random
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
@@ -155,8 +156,14 @@ def get_json(url: str, read_key: str) -> Any:
         return json.load(response)
 
 
-def stored_count(worker_url: str, read_key: str) -> int:
-    return sum(int(row["events"]) for row in get_json(f"{worker_url}/v1/events/counts", read_key))
+def counts(worker_url: str, read_key: str, since: datetime) -> list[dict[str, Any]]:
+    """Stored events per name, of those received since the demo began."""
+    query = urllib.parse.urlencode({"received_since": since.isoformat()})
+    return list(get_json(f"{worker_url}/v1/events/counts?{query}", read_key))
+
+
+def stored_count(worker_url: str, read_key: str, since: datetime) -> int:
+    return sum(int(row["events"]) for row in counts(worker_url, read_key, since))
 
 
 def run(
@@ -180,14 +187,14 @@ def run(
     deadline = before + wait_seconds
     stored = {tenant: 0 for tenant in sent}
     while time.monotonic() < deadline:
-        stored = {t: stored_count(worker_url, read_keys[t]) for t in sent}
+        stored = {t: stored_count(worker_url, read_keys[t], now) for t in sent}
         if all(stored[t] >= sent[t] for t in sent):
             break
         time.sleep(0.5)
     print(f"\nin ClickHouse after {time.monotonic() - before:.1f}s:")
     landed: dict[str, Counter[str]] = {}
     for tenant in sent:
-        rows = get_json(f"{worker_url}/v1/events/counts", read_keys[tenant])
+        rows = counts(worker_url, read_keys[tenant], now)
         landed[tenant] = Counter({r["event"] or f"({r['type']})": r["events"] for r in rows})
         print(f"\n  tenant {tenant}: {stored[tenant]} of {sent[tenant]} events stored")
         for row in rows:

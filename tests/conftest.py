@@ -1,0 +1,85 @@
+"""Shared fixtures: one real Kafka broker per session (started lazily), a fresh stack per test."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Service, free_port
+from usage_stream.localstack import LocalBroker
+from usage_stream.topics import ensure_topics
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """A single-node KRaft broker from the Maven jars, stopped when the session ends."""
+    broker = LocalBroker(
+        tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port()
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@dataclass
+class Stack:
+    """Names and settings of one test's private corner of the broker and of ClickHouse."""
+
+    env: dict[str, str]
+    home: Path
+    write_key: str
+    read_key: str
+    tenant: str
+
+    def service(self, command: str, **overrides: str) -> Service:
+        port = free_port()
+        prefix = (
+            "USAGE_STREAM_COLLECTOR_PORT" if command == "collector" else "USAGE_STREAM_WORKER_PORT"
+        )
+        env = {**self.env, prefix: str(port), **overrides}
+        return Service(command, env, port, self.home / f"{command}-{port}.log")
+
+
+@pytest.fixture
+def stack(kafka: LocalBroker, tmp_path: Path) -> Stack:
+    tag = uuid.uuid4().hex[:10]
+    tenant = "acme"
+    write_key, read_key = f"wk_{tag}", f"rk_{tag}"
+    env = {
+        "USAGE_STREAM_DATA_DIR": str(tmp_path / "data"),
+        "USAGE_STREAM_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "USAGE_STREAM_EVENTS_TOPIC": f"events-{tag}",
+        "USAGE_STREAM_INVALID_TOPIC": f"events.invalid-{tag}",
+        "USAGE_STREAM_TOPIC_PARTITIONS": "3",
+        "USAGE_STREAM_CONSUMER_GROUP": f"group-{tag}",
+        "USAGE_STREAM_WRITE_KEYS": json.dumps({tenant: write_key, "other": f"wk_other_{tag}"}),
+        "USAGE_STREAM_READ_KEYS": json.dumps({tenant: read_key, "other": f"rk_other_{tag}"}),
+        "USAGE_STREAM_SINK_BATCH_SECONDS": "0.1",
+    }
+    ensure_topics(kafka.bootstrap, [env["USAGE_STREAM_EVENTS_TOPIC"]], 3)
+    return Stack(env, tmp_path, write_key, read_key, tenant)
+
+
+@pytest.fixture
+def worker(stack: Stack) -> Iterator[Service]:
+    service = stack.service("worker").start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def collector(stack: Stack) -> Iterator[Service]:
+    service = stack.service("collector").start()
+    try:
+        yield service
+    finally:
+        service.stop()
