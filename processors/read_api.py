@@ -6,14 +6,15 @@ worker, which writes, also answers reads.
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from processors.auth import read_key_tenant
 from processors.clickhouse import ClickHouse
 from processors.event_store import COLUMNS
 from schemas.events import UtcDatetime
@@ -48,22 +49,19 @@ class EventCount(BaseModel):
 
 
 def create_read_api(
-    clickhouse: ClickHouse, tenants_by_read_key: Mapping[str, str], ready: Callable[[], bool]
+    clickhouse: ClickHouse,
+    tenants_by_read_key: Mapping[str, str],
+    ready: Callable[[], bool],
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     app = FastAPI(title="usage-stream read API", version="1")
 
     async def query(sql: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
         return await asyncio.to_thread(clickhouse.query, sql, parameters)
 
-    def tenant_of(request: Request) -> str:
-        """Read keys come as `Authorization: Bearer <key>`; each sees one tenant only."""
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        tenant = tenants_by_read_key.get(key.strip()) if scheme.lower() == "bearer" else None
-        if tenant is None:
-            raise HTTPException(401, "send a read key as 'Authorization: Bearer <key>'")
-        return tenant
-
-    Tenant = Annotated[str, Depends(tenant_of)]
+    Tenant = Annotated[str, Depends(read_key_tenant(tenants_by_read_key))]
+    for router in routers:
+        app.include_router(router)
 
     @app.get("/v1/events", response_model=list[StoredEvent], summary="Stored raw events")
     async def events(

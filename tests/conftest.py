@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from processors.clickhouse import ClickHouse, open_clickhouse
 from tests.harness import Service, free_port
 from usage_stream.localstack import LocalBroker
 from usage_stream.topics import ensure_topics
@@ -83,3 +84,19 @@ def collector(stack: Stack) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """chDB opens one data directory per process: tests share it, each with its own database."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def clickhouse(chdb_dir: Path) -> Iterator[ClickHouse]:
+    database = f"test_{uuid.uuid4().hex[:12]}"
+    clickhouse = open_clickhouse(f"chdb://{chdb_dir}", database)
+    try:
+        yield clickhouse
+    finally:
+        clickhouse.command(f"DROP DATABASE IF EXISTS {database}")

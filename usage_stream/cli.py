@@ -25,12 +25,33 @@ def _settings() -> Settings:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    from schemas.config import ConfigError, load_config
+
     settings = _settings()
+    path = args.file or settings.config_file
+    try:
+        product = load_config(path)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 1
     if not args.validate:
         print(json.dumps(settings.masked(), indent=2, default=str))
+        print(json.dumps(product.model_dump(mode="json"), indent=2))
     else:
-        print("configuration is valid")
+        print(f"configuration is valid: {len(product.meters)} meter(s) in {path or '(no file)'}")
     return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from usage_stream.billing_cli import cmd_backfill as run
+
+    return run(args, _settings())
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from usage_stream.billing_cli import cmd_reconcile as run
+
+    return run(args, _settings())
 
 
 def cmd_collector(args: argparse.Namespace) -> int:
@@ -134,11 +155,34 @@ def parser() -> argparse.ArgumentParser:
     kafka.add_argument("action", choices=("fetch", "start", "stop", "status"))
     kafka.set_defaults(func=cmd_kafka)
 
-    config = sub.add_parser("config", help="print the configuration, secrets masked")
-    config.add_argument(
-        "--validate", action="store_true", help="only check it; exit non-zero on any error"
+    config = sub.add_parser(
+        "config", help="print the settings (secrets masked) and the meters file, or check them"
     )
+    config.add_argument(
+        "--validate", action="store_true", help="only check them; exit non-zero on any error"
+    )
+    config.add_argument("--file", help="check this config file instead of USAGE_STREAM_CONFIG_FILE")
     config.set_defaults(func=cmd_config)
+
+    from usage_stream.billing_cli import add_range_arguments
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="recompute meters from the raw events for a time range (new or changed meters)",
+        description="Replaces the meters' per-minute quantities in [--from, --to) with a"
+        " recomputation from the raw events. With the embedded engine, stop the worker first.",
+    )
+    add_range_arguments(backfill)
+    backfill.set_defaults(func=cmd_backfill)
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="compare stored quantities with a recomputation; exit 1 on any difference",
+        description="Recomputes the meters from the raw events and lists every (meter, tenant,"
+        " customer, groups, minute) whose stored quantity differs. Read-only.",
+    )
+    add_range_arguments(reconcile)
+    reconcile.add_argument("--show", type=int, default=50, help="differences to print")
+    reconcile.set_defaults(func=cmd_reconcile)
     return p
 
 

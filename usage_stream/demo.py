@@ -58,6 +58,7 @@ def generate(tenant: str, plan: Plan, now: datetime) -> list[dict[str, Any]]:
             events.append(_call("group", user, account, joined, traits={"name": account}))
             events.append(_call("track", user, account, joined, event="signed_up"))
             events.extend(_activity(rng, user, account, joined, now))
+        events.extend(_storage_reports(rng, f"{account}-user-0", account, signup, now))
     events.sort(key=lambda e: e["timestamp"])
     return events
 
@@ -83,6 +84,19 @@ def _activity(
                                 properties=_properties(rng, name),
                             )
                         )
+        day += timedelta(days=1)
+    return out
+
+
+def _storage_reports(
+    rng: random.Random, user: str, account: str, signup: datetime, now: datetime
+) -> list[dict[str, Any]]:
+    """A daily storage reading per account, growing: what a `latest` meter bills."""
+    out, gb, day = [], rng.uniform(0.5, 5), signup
+    while day < now:
+        gb += rng.uniform(0, 1.5)
+        props = {"gb": round(gb, 3)}
+        out.append(_call("track", user, account, day, event="storage_reported", properties=props))
         day += timedelta(days=1)
     return out
 
@@ -166,6 +180,21 @@ def stored_count(worker_url: str, read_key: str, since: datetime) -> int:
     return sum(int(row["events"]) for row in counts(worker_url, read_key, since))
 
 
+def print_meters(
+    worker_url: str, read_key: str, tenant: str, start: datetime, to: datetime
+) -> None:
+    """Each meter's quantity over the demo's days, all customers together, from the usage API."""
+    print(f"\n  tenant {tenant}: meters from {start:%Y-%m-%d} to {to:%Y-%m-%d %H:%M} UTC")
+    for meter in get_json(f"{worker_url}/v1/meters", read_key):
+        query = urllib.parse.urlencode(
+            {"from": start.isoformat(), "to": (to + timedelta(minutes=1)).isoformat(),
+             "by_customer": "false"}
+        )  # fmt: skip
+        answer = get_json(f"{worker_url}/v1/meters/{meter['name']}/usage?{query}", read_key)
+        quantity = answer["data"][0]["quantity"] if answer["data"] else "0"
+        print(f"    {meter['name']:<20} {quantity:>14} {meter['unit']}")
+
+
 def run(
     collector_url: str,
     worker_url: str,
@@ -204,6 +233,10 @@ def run(
                 f"  {row['users']:>3} users"
             )
     missing = {t: sent[t] - stored[t] for t in sent if stored[t] < sent[t]}
+    for tenant in sent:
+        print_meters(
+            worker_url, read_keys[tenant], tenant, now - timedelta(days=plan.days + 3), now
+        )
     if missing:
         raise RuntimeError(f"not every event reached ClickHouse within {wait_seconds}s: {missing}")
     return landed

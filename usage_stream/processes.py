@@ -11,9 +11,13 @@ import uvicorn
 
 from ingest import KafkaEventSink, create_collector
 from processors.app import AppConfig, WorkerState, build_app
+from processors.auth import read_key_tenant
 from processors.clickhouse import open_clickhouse
 from processors.event_store import ClickHouseEventStore
+from processors.metering import MeteringProcessor
 from processors.read_api import create_read_api
+from processors.usage_api import usage_router
+from schemas.config import load_config
 from usage_stream.settings import Settings
 from usage_stream.topics import ensure_topics
 
@@ -51,8 +55,16 @@ def run_worker(settings: Settings) -> None:
         batch_size=settings.sink_batch_size,
         batch_seconds=settings.sink_batch_seconds,
     )
-    app = build_app(config, store, [], state)
-    api = create_read_api(clickhouse, settings.tenant_for_read_key(), lambda: state.assigned)
+    product = load_config(settings.config_file)
+    processors = [MeteringProcessor(clickhouse, product)]
+    app = build_app(config, store, processors, state)
+    tenant_of = read_key_tenant(settings.tenant_for_read_key())
+    api = create_read_api(
+        clickhouse,
+        settings.tenant_for_read_key(),
+        lambda: state.assigned,
+        routers=[usage_router(clickhouse, product, tenant_of)],
+    )
     server = uvicorn.Server(
         uvicorn.Config(api, host=settings.worker_host, port=settings.worker_port, log_level="info")
     )

@@ -19,6 +19,12 @@ class Settings(BaseSettings):
         description="Local state: embedded ClickHouse, the local Kafka broker, logs, pid files.",
     )
 
+    config_file: Path | None = Field(
+        default=None,
+        description="TOML file with meters and activation rules"
+        " (see deploy/usage-stream.example.toml).",
+    )
+
     # Kafka
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
     events_topic: str = "events"

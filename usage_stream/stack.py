@@ -23,6 +23,7 @@ from usage_stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "usage-stream.example.toml"
 
 
 def local_broker(settings: Settings) -> LocalBroker:
@@ -87,6 +88,8 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True) -> int:
         write_keys, read_keys = demo.demo_keys()
         env["USAGE_STREAM_WRITE_KEYS"] = json.dumps(write_keys)
         env["USAGE_STREAM_READ_KEYS"] = json.dumps(read_keys)
+    if settings.config_file is None:
+        env["USAGE_STREAM_CONFIG_FILE"] = str(EXAMPLE_CONFIG)
     collector_url = f"http://{settings.collector_host}:{settings.collector_port}"
     worker_url = f"http://{settings.worker_host}:{settings.worker_port}"
     logs = settings.data_dir / "logs"

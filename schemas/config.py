@@ -1,0 +1,103 @@
+"""The product configuration file (TOML): meters, billing periods, and what builds on them."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.meters import Meter
+
+
+class Billing(BaseModel):
+    """Billing periods are calendar months in `timezone`; a period is final `grace_hours` after
+    it ends. Events received later are reported as adjustments, never folded in silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timezone: str = "UTC"
+    grace_hours: float = Field(default=72.0, ge=0, le=24 * 90)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(hours=self.grace_hours)
+
+
+class ProductConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    billing: Billing = Field(default_factory=Billing)
+    meters: list[Meter] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> ProductConfig:
+        names = [m.name for m in self.meters]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"meter names must be unique: {', '.join(twice)} defined twice")
+        return self
+
+    def meter(self, name: str) -> Meter | None:
+        return next((m for m in self.meters if m.name == name), None)
+
+
+class ConfigError(Exception):
+    """Every problem of a config file at once, each prefixed by where it is."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        super().__init__(f"{path}: " + "; ".join(problems))
+        self.path = str(path)
+        self.problems = problems
+
+    def report(self) -> str:
+        lines = [f"{self.path} is not valid ({len(self.problems)} problems):"]
+        return "\n".join([*lines, *(f"  {p}" for p in self.problems)])
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(file)"
+
+
+def parse_config(data: dict[str, Any], source: Path | str = "<config>") -> ProductConfig:
+    try:
+        return ProductConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{_where(err['loc'])}: {err['msg']}"
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ConfigError(source, problems) from None
+
+
+def load_config(path: Path | str | None) -> ProductConfig:
+    """The config at `path`, or an empty one (no meters) when no file is configured."""
+    if path is None or str(path) == "":
+        return ProductConfig()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(path, ["the file does not exist"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
+    return parse_config(data, path)
