@@ -13,6 +13,7 @@ import pytest
 from processors.clickhouse import ClickHouse, open_clickhouse
 from tests.harness import Service, free_port
 from usage_stream.localstack import LocalBroker
+from usage_stream.stack import EXAMPLE_CONFIG
 from usage_stream.topics import ensure_topics
 
 
@@ -63,6 +64,7 @@ def stack(kafka: LocalBroker, tmp_path: Path) -> Stack:
         "USAGE_STREAM_WRITE_KEYS": json.dumps({tenant: write_key, "other": f"wk_other_{tag}"}),
         "USAGE_STREAM_READ_KEYS": json.dumps({tenant: read_key, "other": f"rk_other_{tag}"}),
         "USAGE_STREAM_SINK_BATCH_SECONDS": "0.1",
+        "USAGE_STREAM_CONFIG_FILE": str(EXAMPLE_CONFIG),
     }
     ensure_topics(kafka.bootstrap, [env["USAGE_STREAM_EVENTS_TOPIC"]], 3)
     return Stack(env, tmp_path, write_key, read_key, tenant)
