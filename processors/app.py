@@ -31,6 +31,8 @@ class AppConfig:
     batch_size: int = 2000
     batch_seconds: float = 0.25
     replication_factor: int = 1
+    # how long a dead worker keeps its partitions: a restart after a crash waits this long
+    session_timeout: float = 10.0
 
 
 @dataclass
@@ -86,6 +88,8 @@ def build_app(
         consumer_auto_offset_reset="earliest",
         topic_replication_factor=config.replication_factor,
         broker_commit_every=1.0,
+        broker_session_timeout=config.session_timeout,
+        broker_heartbeat_interval=min(3.0, config.session_timeout / 3),
         producer_acks=-1,
     )
     events = app.topic(config.events_topic, key_type=bytes, value_type=bytes, internal=False)

@@ -138,6 +138,7 @@ def test_events_for_a_final_period_are_adjustments(
     assert row["late_events"] == expected_calls(late)
 
 
+@pytest.mark.timeout(400)
 def test_a_worker_killed_mid_stream_leaves_quantities_equal_to_the_raw_events(
     stack: Stack, collector: Service
 ) -> None:
