@@ -259,3 +259,25 @@ def test_backfill_bills_a_meter_defined_after_the_events(clickhouse: ClickHouse)
     # the Kafka mark survived the rewrite: a redelivery of the same batch adds nothing
     MeteringProcessor(clickhouse, CONFIG).write(kept)
     assert reconcile(clickhouse, CONFIG, START, to) == []
+
+
+def test_a_crash_between_the_raw_write_and_the_meter_write_is_repaired_by_redelivery(
+    clickhouse: ClickHouse,
+) -> None:
+    from processors.batch import RawMessage, run_batch
+
+    events = random_calls(random.Random(7), START, 120)
+    messages = [RawMessage(3, i, None, e.to_kafka()) for i, e in enumerate(events)]
+    store = ClickHouseEventStore(clickhouse)
+    store.store(stream(events, partition=3))  # the raw events landed, then the worker died
+    to = START + timedelta(days=3)
+    assert reconcile(clickhouse, CONFIG, START, to) != []
+
+    processor = MeteringProcessor(clickhouse, CONFIG)
+    result = run_batch(messages, store, [processor])  # Kafka redelivers the uncommitted batch
+    assert (result.stored, result.duplicates) == (120, 0)
+    assert reconcile(clickhouse, CONFIG, START, to) == []
+    resent = [RawMessage(3, 500 + i, None, e.to_kafka()) for i, e in enumerate(events[:10])]
+    result = run_batch(resent, store, [processor])  # the SDK sent ten of them again
+    assert (result.stored, result.duplicates) == (0, 10)
+    assert reconcile(clickhouse, CONFIG, START, to) == []
