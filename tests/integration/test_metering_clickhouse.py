@@ -281,3 +281,57 @@ def test_a_crash_between_the_raw_write_and_the_meter_write_is_repaired_by_redeli
     result = run_batch(resent, store, [processor])  # the SDK sent ten of them again
     assert (result.stored, result.duplicates) == (0, 10)
     assert reconcile(clickhouse, CONFIG, START, to) == []
+
+
+def test_the_export_pages_through_every_meter_and_customer_of_a_period(
+    clickhouse: ClickHouse,
+) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from processors.auth import read_key_tenant
+    from processors.usage_api import usage_router
+
+    events = random_calls(random.Random(8), START, 200)
+    MeteringProcessor(clickhouse, CONFIG).write(stream(events))
+    app = FastAPI()
+    app.include_router(
+        usage_router(clickhouse, CONFIG, read_key_tenant({"rk-a": "acme", "rk-g": "globex"}))
+    )
+    client = TestClient(app)
+
+    rows: list[dict[str, Any]] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params = {"period": "2026-03", "limit": 4, **({"cursor": cursor} if cursor else {})}
+        answer = client.get(
+            "/v1/usage/export", params=params, headers={"Authorization": "Bearer rk-a"}
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert len(body["data"]) <= 4
+        rows += body["data"]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    expected = []
+    for meter in CONFIG.meters:
+        april = datetime(2026, 4, 1, tzinfo=UTC)
+        found = query_usage(clickhouse, "acme", meter, CONFIG.billing, START, april,
+                            group_by=meter.group_by)  # fmt: skip
+        for r in found:
+            expected.append(
+                (meter.name, r.customer, tuple(r.groups.items()), r.as_json()["quantity"])
+            )
+    got = [(r["meter"], r["customer"], tuple(r["groups"].items()), r["quantity"]) for r in rows]
+    assert got == expected and pages >= len(expected) // 4
+    assert all(r["final"] for r in rows)  # March 2026 closed long ago
+
+    other = client.get("/v1/usage/export", params={"period": "2026-03"},
+                       headers={"Authorization": "Bearer rk-g"})  # fmt: skip
+    assert other.json()["data"] == []
+    assert client.get("/v1/usage/export", params={"period": "2026-03"}).status_code == 401
+    assert client.get("/v1/usage/export", params={"period": "March"},
+                      headers={"Authorization": "Bearer rk-a"}).status_code == 400  # fmt: skip
