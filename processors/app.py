@@ -8,6 +8,7 @@ commit alone: every write is idempotent per Kafka place (see processors.batch).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -120,7 +121,7 @@ def build_app(
                 for e in batch
             ]
             started = asyncio.get_running_loop().time()
-            result = await retry_forever(lambda m=messages: write(m), failed)  # type: ignore[misc]
+            result = await retry_forever(functools.partial(write, messages), failed)
             for event in batch:
                 await stream.ack(event)
             state.batches += 1
