@@ -1,18 +1,20 @@
-"""Turning a request body into validated messages: size limits, gzip, JSON, the event contract."""
+"""Turning a request body into an envelope of events: size limits, gzip, JSON, the batch shape."""
 
 from __future__ import annotations
 
 import json
 import zlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.errors import CollectorError, ErrorKind
-from schemas.events import Batch, Message
-
-_MESSAGE = TypeAdapter(Message)
+from ingest.limits import Limits
+from ingest.validation import field_errors
+from schemas.events import UtcDatetime
 
 
 async def read_body(chunks: AsyncIterator[bytes], limit: int) -> bytes:
@@ -51,47 +53,60 @@ def decode(body: bytes, content_encoding: str | None, limit: int) -> bytes:
 def parse_json(data: bytes) -> Any:
     try:
         return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    # ValueError too: an integer of more than 4300 digits is refused with a plain ValueError
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CollectorError(ErrorKind.BAD_PAYLOAD, f"the body is not JSON: {exc}") from exc
 
 
-def _readable(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
-    """pydantic's errors as {field, message}, the field a dotted path a sender can find."""
-    return [
-        {
-            "field": ".".join(str(p) for p in (*prefix, *err["loc"])) or "(body)",
-            "message": err["msg"],
-        }
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
+class _BatchFields(BaseModel):
+    """The batch envelope's own fields; its events are judged one by one elsewhere."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    sent_at: UtcDatetime | None = Field(default=None, alias="sentAt")
+    context: dict[str, Any] = Field(default_factory=dict)
 
 
-def parse_batch(document: Any) -> Batch:
-    try:
-        return Batch.model_validate(document)
-    except ValidationError as exc:
-        raise CollectorError(
-            ErrorKind.BAD_PAYLOAD, "the batch does not follow the event contract", _readable(exc)
-        ) from exc
+@dataclass(frozen=True)
+class Envelope:
+    """The events of one request, not yet judged, and what the batch says about all of them."""
+
+    items: list[Any]
+    sent_at: datetime | None = None
+    context: dict[str, Any] | None = None
 
 
-def parse_single(document: Any, call: str) -> Batch:
-    """A /v1/track, /v1/identify or /v1/group body: one message, its type given by the path."""
+def envelope(document: Any, call: str | None, limits: Limits) -> Envelope:
+    """A /v1/batch body, or the one event of a /v1/track, /v1/identify, ... body.
+
+    Only a body whose shape is wrong as a whole is refused here (400, or 413 for too many
+    events); anything wrong inside one event is that event's problem alone.
+    """
     if not isinstance(document, dict):
         raise CollectorError(ErrorKind.BAD_PAYLOAD, "the body must be a JSON object")
-    if document.get("type", call) != call:
-        raise CollectorError(
-            ErrorKind.BAD_PAYLOAD, f"type {document.get('type')!r} sent to /v1/{call}"
-        )
-    try:
-        message = _MESSAGE.validate_python({**document, "type": call})
-    except ValidationError as exc:
+    if call is not None:
+        return Envelope([document])
+    batch = document.get("batch")
+    if not isinstance(batch, list) or not batch:
         raise CollectorError(
             ErrorKind.BAD_PAYLOAD,
-            f"the {call} call does not follow the event contract",
-            _readable(exc),
+            "the body must carry its events in a non-empty `batch` list",
+            [{"field": "batch", "message": "a non-empty list of events is required"}],
+        )
+    if len(batch) > limits.max_batch_events:
+        raise CollectorError(
+            ErrorKind.TOO_LARGE,
+            f"the batch holds {len(batch)} events; the limit is {limits.max_batch_events}",
+        )
+    try:
+        fields = _BatchFields.model_validate(document)
+    except ValidationError as exc:
+        raise CollectorError(
+            ErrorKind.BAD_PAYLOAD, "the batch envelope is not valid", field_errors(exc)
         ) from exc
-    return Batch(batch=[message], sentAt=message.sent_at)
+    except OverflowError as exc:  # a sentAt whose UTC offset carries it past year 1 or 9999
+        raise CollectorError(ErrorKind.BAD_PAYLOAD, f"sentAt is out of range: {exc}") from exc
+    return Envelope(batch, fields.sent_at, fields.context)
 
 
 def write_key_from_body(document: Any) -> str | None:

@@ -139,8 +139,14 @@ class LocalBroker:
         if (self.home / "data" / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # one argument with "=": a random id may start with "-", which a separate one would not
         command = self._java(
-            libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)
+            libs,
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            "-c",
+            str(properties),
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:

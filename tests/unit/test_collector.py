@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.collector import create_collector, write_key_from_header
+from ingest.limits import Limits
 from ingest.sink import InMemoryEventSink
 
 KEYS = {"wk_acme": "acme"}
@@ -27,7 +28,7 @@ def sink() -> InMemoryEventSink:
 
 @pytest.fixture
 def client(sink: InMemoryEventSink) -> TestClient:
-    return TestClient(create_collector(sink, KEYS, LIMIT))
+    return TestClient(create_collector(sink, KEYS, Limits(max_body_bytes=LIMIT)))
 
 
 def event(i: int = 1, **fields: object) -> dict[str, object]:
@@ -49,7 +50,7 @@ def test_batch_is_accepted_with_tenant_from_the_write_key(
         "/v1/batch", json={"batch": [event(1), event(2)]}, headers=basic("wk_acme")
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {"success": True, "accepted": 2}
+    assert response.json() == {"success": True, "accepted": 2, "rejected": [], "warnings": []}
     assert [(e.tenant, e.message_id, e.properties) for e in sink.events] == [
         ("acme", "m-1", {"n": 1}),
         ("acme", "m-2", {"n": 2}),
@@ -106,15 +107,21 @@ def test_malformed_json_is_400_with_a_reason(client: TestClient) -> None:
     assert "not JSON" in problem["detail"]
 
 
-def test_wrong_shape_is_400_and_names_the_fields(
+def test_invalid_events_are_rejected_by_name_with_200_as_segment_answers(
     client: TestClient, sink: InMemoryEventSink
 ) -> None:
     bad = {"type": "track", "userId": "u-1"}  # no messageId, no event
-    response = client.post("/v1/batch", json={"batch": [event(), bad]}, headers=basic("wk_acme"))
-    assert response.status_code == 400
-    fields = {e["field"] for e in response.json()["errors"]}
-    assert {"batch.1.track.messageId", "batch.1.track.event"} <= fields
+    response = client.post("/v1/batch", json={"batch": [bad]}, headers=basic("wk_acme"))
+    assert response.status_code == 200
+    answer = response.json()
+    assert (answer["success"], answer["accepted"]) == (False, 0)
+    (rejected,) = answer["rejected"]
+    assert rejected["index"] == 0
+    assert {"batch.0.track.messageId", "batch.0.track.event"} == {
+        e["field"] for e in rejected["errors"]
+    }
     assert sink.events == []
+    assert [r.index for r in sink.invalid] == [0]  # parked on events.invalid
 
 
 def test_body_over_the_limit_is_413(client: TestClient, sink: InMemoryEventSink) -> None:

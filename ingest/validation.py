@@ -1,0 +1,266 @@
+"""Admitting events one at a time: each becomes an EnrichedEvent or a Rejection with its reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from ingest.limits import Limits
+from schemas import EnrichedEvent
+from schemas.events import Message
+
+_MESSAGE: TypeAdapter[Any] = TypeAdapter(Message)
+CALLS = ("track", "identify", "group")
+UNSUPPORTED_CALLS = ("page", "screen", "alias")
+# Deeper than any real properties object, shallow enough that no JSON encoder on the way
+# (ours, pydantic's, ClickHouse's) hits its recursion limit.
+MAX_DEPTH = 32
+# What ClickHouse's DateTime64 columns hold with room to spare; outside it a time is garbage.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+# Where a clamped event keeps its flag: in its context, stored with it, queryable downstream.
+FLAG_KEY = "usageStream"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An event that was not accepted; produced to `events.invalid` and reported to the sender."""
+
+    index: int
+    message_id: str | None
+    reason: str
+    tenant: str
+    received_at: datetime
+    sent_at: datetime | None
+    raw: bytes  # the event as sent, as compact JSON; cut to the event limit when it was larger
+    truncated: bool = False
+    errors: tuple[dict[str, str], ...] = ()
+
+    def public(self) -> dict[str, Any]:
+        """What the sender is told about it."""
+        return {
+            "index": self.index,
+            "messageId": self.message_id,
+            "reason": self.reason,
+            "errors": list(self.errors),
+        }
+
+    def kafka_key(self) -> bytes:
+        return self.tenant.encode()
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        """Everything an operator needs to inspect, fix and re-send it with the tenant's key."""
+        headers = {
+            "reason": self.reason,
+            "errors": json.dumps(list(self.errors)),
+            "source": "collector",
+            "tenant": self.tenant,
+            "index": str(self.index),
+            "received-at": self.received_at.isoformat(),
+        }
+        if self.sent_at is not None:
+            headers["sent-at"] = self.sent_at.isoformat()
+        if self.truncated:
+            headers["truncated"] = "true"
+        return [(k, v.encode("utf-8", "backslashreplace")) for k, v in headers.items()]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An accepted event that was changed on the way in."""
+
+    index: int
+    message_id: str
+    warning: str
+
+    def public(self) -> dict[str, Any]:
+        return {"index": self.index, "messageId": self.message_id, "warning": self.warning}
+
+
+@dataclass
+class Admission:
+    accepted: list[EnrichedEvent] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[Notice] = field(default_factory=list)
+
+
+def admit(
+    items: Sequence[Any],
+    *,
+    tenant: str,
+    received_at: datetime,
+    limits: Limits,
+    sent_at: datetime | None = None,
+    context: dict[str, Any] | None = None,
+    call: str | None = None,
+) -> Admission:
+    """Judge each item on its own: one bad event never costs the good ones their place.
+
+    `call` is the type a single-call endpoint (/v1/track, ...) implies; None for a batch. Nothing
+    here raises on input, whatever its shape: every failure becomes a Rejection.
+    """
+    admission = Admission()
+    for index, item in enumerate(items):
+        judged = _judge(index, item, tenant, received_at, limits, sent_at, context or {}, call)
+        if isinstance(judged, Rejection):
+            admission.rejected.append(judged)
+            continue
+        event, warning = judged
+        admission.accepted.append(event)
+        if warning is not None:
+            admission.warnings.append(warning)
+    return admission
+
+
+def _judge(
+    index: int,
+    item: Any,
+    tenant: str,
+    received_at: datetime,
+    limits: Limits,
+    batch_sent_at: datetime | None,
+    batch_context: dict[str, Any],
+    call: str | None,
+) -> Rejection | tuple[EnrichedEvent, Notice | None]:
+    raw = _compact(item)
+    message_id = item.get("messageId") if isinstance(item, dict) else None
+
+    def reject(reason: str, errors: list[dict[str, str]] | None = None) -> Rejection:
+        cut = len(raw) > limits.max_event_bytes
+        return Rejection(
+            index=index,
+            message_id=message_id if isinstance(message_id, str) else None,
+            reason=reason,
+            tenant=tenant,
+            received_at=received_at,
+            sent_at=batch_sent_at,
+            raw=raw[: limits.max_event_bytes] if cut else raw,
+            truncated=cut,
+            errors=tuple(errors or ()),
+        )
+
+    if not isinstance(item, dict):
+        return reject("an event must be a JSON object")
+    if (problem := _type_problem(item, call)) is not None:
+        return reject(problem)
+    if len(raw) > limits.max_event_bytes:
+        return reject(f"the event is {len(raw)} bytes; the limit is {limits.max_event_bytes}")
+    if _depth(item) > MAX_DEPTH:
+        return reject(f"the event is nested deeper than {MAX_DEPTH} levels")
+    try:
+        message = _MESSAGE.validate_python({**item, "type": call} if call else item)
+    except ValidationError as exc:
+        prefix: tuple[str | int, ...] = () if call else ("batch", index)
+        return reject("the event does not follow the event contract", field_errors(exc, prefix))
+    except OverflowError as exc:  # a time whose UTC offset carries it past year 1 or 9999
+        return reject(f"a time in the event is out of range: {exc}")
+    sent_at = message.sent_at or batch_sent_at
+    for name, value in (("timestamp", message.timestamp), ("sentAt", sent_at)):
+        if value is not None and not EARLIEST <= value < LATEST:
+            return reject(f"{name} {value.isoformat()} is outside {EARLIEST.year}-{LATEST.year}")
+    try:
+        event = EnrichedEvent.from_message(
+            message,
+            tenant=tenant,
+            received_at=received_at,
+            batch_sent_at=batch_sent_at,
+            batch_context=batch_context,
+        )
+    except (ValueError, OverflowError) as exc:
+        return reject(f"the event cannot be enriched: {exc}")
+    if event.timestamp < EARLIEST:
+        return reject(f"the clock-corrected timestamp {event.timestamp.isoformat()} is before 1970")
+    event, warning = _clamp(index, event, received_at, limits)
+    try:
+        # Whatever pydantic accepted must also encode for Kafka (lone surrogates do not).
+        event.partition_key.encode()
+        event.to_kafka()
+    except ValueError as exc:
+        return reject(f"the event cannot be encoded as UTF-8 JSON: {exc}")
+    return event, warning
+
+
+def _type_problem(item: dict[str, Any], call: str | None) -> str | None:
+    kind = item.get("type", call)
+    if call is not None and kind != call:
+        return f"type {_short(kind)} sent to /v1/{call}"
+    if kind in UNSUPPORTED_CALLS:
+        return f"{kind} calls are not supported: send track, identify or group"
+    if kind is None:
+        return "type is required: track, identify or group"
+    if kind not in CALLS:
+        return f"unknown type {_short(kind)}: send track, identify or group"
+    return None
+
+
+def _clamp(
+    index: int, event: EnrichedEvent, received_at: datetime, limits: Limits
+) -> tuple[EnrichedEvent, Notice | None]:
+    """An event time far ahead of its arrival is a broken clock: store it at receivedAt, with
+    the time it claimed kept in `context.usageStream.clampedTimestamp` and the sender told."""
+    if event.timestamp <= received_at + limits.max_future:
+        return event, None
+    claimed = event.timestamp.isoformat()
+    flag = {**_as_dict(event.context.get(FLAG_KEY)), "clampedTimestamp": claimed}
+    clamped = event.model_copy(
+        update={"timestamp": received_at, "context": {**event.context, FLAG_KEY: flag}}
+    )
+    warning = Notice(
+        index,
+        event.message_id,
+        f"timestamp {claimed} is more than {limits.max_future} after receivedAt;"
+        " stored at receivedAt",
+    )
+    return clamped, warning
+
+
+def field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[dict[str, str]]:
+    """pydantic's errors as {field, message}, the field a dotted path a sender can find."""
+    return [
+        {
+            "field": ".".join(str(p) for p in (*prefix, *err["loc"])) or "(body)",
+            "message": err["msg"],
+        }
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def _compact(item: Any) -> bytes:
+    """The event as compact JSON with non-ASCII escaped (Segment's libraries measure the same
+    way); escaping also carries lone surrogates through intact."""
+    try:
+        return json.dumps(item, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):
+        return b""
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, iteratively: a hostile document must not exhaust our own stack."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        current, level = stack.pop()
+        if isinstance(current, dict):
+            children: Any = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,64 @@
+"""The SDK across a restart of Kafka itself: a private broker, so the session's keeps running."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.sdk import Client
+from tests.conftest import Stack
+from tests.harness import Service, free_port, wait_until
+from tests.integration.test_sdk_delivery import stored_ids
+from usage_stream.localstack import LocalBroker
+from usage_stream.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    broker = LocalBroker(
+        tmp_path / "private-kafka", port=free_port(), controller_port=free_port(), heap="512m"
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def test_every_event_arrives_once_across_a_broker_restart(
+    stack: Stack, private_broker: LocalBroker
+) -> None:
+    on_private = {"USAGE_STREAM_KAFKA_BOOTSTRAP": private_broker.bootstrap}
+    topics = [stack.env["USAGE_STREAM_EVENTS_TOPIC"], stack.env["USAGE_STREAM_INVALID_TOPIC"]]
+    ensure_topics(private_broker.bootstrap, topics, 3)
+    collector = stack.service(
+        "collector", **on_private, USAGE_STREAM_PRODUCE_TIMEOUT_SECONDS="3"
+    ).start()
+    worker: Service | None = None
+    client = Client(stack.write_key, collector.url, flush_at=10, flush_interval=0.1)
+    try:
+        ids = [client.track("user-1", "api_call", {"n": i}).message_id for i in range(20)]
+        assert client.flush(timeout=60)
+        private_broker.stop()
+        ids += [client.track("user-1", "api_call", {"n": i}).message_id for i in range(20, 50)]
+        wait_until(lambda: client.stats.retries >= 1, 120)  # the collector answers 503
+        private_broker.start()
+        assert client.flush(timeout=300)
+        stats = client.stats
+        assert (stats.delivered, stats.failed, stats.dropped, stats.rejected) == (50, 0, 0, 0)
+        # the worker reads everything the broker holds, duplicates from retries included
+        worker = stack.service("worker", **on_private).start()
+        stored = wait_until(
+            lambda: len(found := stored_ids(worker, stack, ids)) >= 50 and found, 120
+        )
+        assert Counter(stored) == Counter(ids)  # every one, none twice
+    finally:
+        client.shutdown(timeout=5)
+        if worker is not None:
+            worker.stop()
+        collector.stop()
