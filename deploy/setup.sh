@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything the stack needs on a fresh machine: Java and Maven (Debian packages, if
-# missing), a virtual environment with the project, and the Kafka broker's jars. Safe to re-run.
+# Installs everything the stack needs on a fresh machine: Java, Maven and Prometheus (Debian
+# packages, if missing), a virtual environment with the project, and the Kafka broker's jars.
+# Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,17 @@ if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
   else
     echo "Java 17+ and Maven are needed (apt-get install openjdk-17-jre-headless maven)" >&2
     exit 1
+  fi
+fi
+
+# promtool checks the alerting rules and a Prometheus server scrapes a live stack in the tests;
+# the stack itself runs without them, so their absence only warns.
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing Prometheus and promtool …"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+  else
+    echo "warning: the tests need Prometheus and promtool (apt-get install prometheus)" >&2
   fi
 fi
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -13,6 +15,7 @@ from processors.event_store import Delivery, EventStore
 from schemas import EnrichedEvent
 
 log = logging.getLogger(__name__)
+RAW_STORE = "raw"  # how the raw event store is named beside the processors, e.g. in metrics
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class BatchResult:
     stored: int
     duplicates: int
     rejected: list[Rejected]
+    # For the metrics: when each stored original was received, how long each writer took.
+    received_at: list[datetime] = field(default_factory=list)
+    processor_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_batch(
@@ -70,7 +76,17 @@ def run_batch(
     failure, so the caller retries the whole batch; every step is idempotent, so a retry (or a
     redelivery after a crash) changes nothing that was already written."""
     deliveries, rejected = decode(messages)
+    started = time.perf_counter()
     kept = store.store(deliveries)
+    seconds = {RAW_STORE: time.perf_counter() - started}
     for processor in processors:
+        started = time.perf_counter()
         processor.write(kept)
-    return BatchResult(stored=len(kept), duplicates=len(deliveries) - len(kept), rejected=rejected)
+        seconds[processor.name] = time.perf_counter() - started
+    return BatchResult(
+        stored=len(kept),
+        duplicates=len(deliveries) - len(kept),
+        rejected=rejected,
+        received_at=[d.event.received_at for d in kept],
+        processor_seconds=seconds,
+    )

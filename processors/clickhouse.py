@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -68,6 +69,8 @@ class ClickHouse:
     def __init__(self, client: Client) -> None:
         self.client = client
         self._lock = threading.Lock()
+        # Observers of every insert: (table, rows, seconds, failed); the worker's metrics.
+        self.on_insert: list[Callable[[str, int, float, bool], None]] = []
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -76,7 +79,13 @@ class ClickHouse:
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         with self._lock:
-            self.client.insert(table, list(rows), column_names=list(columns))
+            started, failed = time.perf_counter(), True
+            try:
+                self.client.insert(table, list(rows), column_names=list(columns))
+                failed = False
+            finally:
+                for observe in self.on_insert:
+                    observe(table, len(rows), time.perf_counter() - started, failed)
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         with self._lock:
