@@ -34,6 +34,8 @@ class AppConfig:
     replication_factor: int = 1
     # how long a dead worker keeps its partitions: a restart after a crash waits this long
     session_timeout: float = 10.0
+    # faust's own files (table state); under the data directory, not the working directory
+    datadir: str = ".usage-stream/faust"
 
 
 @dataclass
@@ -84,11 +86,14 @@ def build_app(
         config.app_id,
         broker=[f"kafka://{host}" for host in config.bootstrap.split(",")],
         web_enabled=False,
+        datadir=config.datadir,
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         topic_replication_factor=config.replication_factor,
-        broker_commit_every=1.0,
+        # Commit acked offsets once a second. (broker_commit_every counts messages: at 1 the
+        # consumer committed, and waited for it, after every batch, ~12% of faust's time.)
+        broker_commit_interval=1.0,
         broker_session_timeout=config.session_timeout,
         broker_heartbeat_interval=min(3.0, config.session_timeout / 3),
         producer_acks=-1,
