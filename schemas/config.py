@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from schemas.activation import Activation, Features
 from schemas.meters import Meter
 
 
@@ -45,6 +46,9 @@ class ProductConfig(BaseModel):
 
     billing: Billing = Field(default_factory=Billing)
     meters: list[Meter] = Field(default_factory=list)
+    # activation rules and feature usage: see schemas.activation
+    activation: Activation = Field(default_factory=Activation)
+    features: Features = Field(default_factory=Features)
 
     @model_validator(mode="after")
     def _names_unique(self) -> ProductConfig:

@@ -38,7 +38,10 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(json.dumps(settings.masked(), indent=2, default=str))
         print(json.dumps(product.model_dump(mode="json"), indent=2))
     else:
-        print(f"configuration is valid: {len(product.meters)} meter(s) in {path or '(no file)'}")
+        print(
+            f"configuration is valid: {len(product.meters)} meter(s),"
+            f" {len(product.activation.rules)} activation rule(s) in {path or '(no file)'}"
+        )
     return 0
 
 
@@ -163,6 +166,10 @@ def parser() -> argparse.ArgumentParser:
     )
     config.add_argument("--file", help="check this config file instead of USAGE_STREAM_CONFIG_FILE")
     config.set_defaults(func=cmd_config)
+
+    from usage_stream.bench_activation import add_command as add_bench_activation
+
+    add_bench_activation(sub)
 
     from usage_stream.billing_cli import add_range_arguments
 

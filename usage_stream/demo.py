@@ -156,8 +156,10 @@ def post_batch(collector_url: str, write_key: str, events: list[dict[str, Any]])
             with urllib.request.urlopen(request, timeout=30) as response:
                 return int(json.load(response)["accepted"])
         except urllib.error.HTTPError as exc:
-            if exc.code < 500:
+            if exc.code < 500 and exc.code != 429:
                 raise RuntimeError(f"collector refused a batch: {exc.code} {exc.read()!r}") from exc
+            if (wait := exc.headers.get("Retry-After", "")).isdigit():  # throttled: as asked
+                time.sleep(int(wait))
         except OSError:
             pass
         time.sleep(min(0.2 * 2**attempt, 5))
@@ -193,6 +195,26 @@ def print_meters(
         answer = get_json(f"{worker_url}/v1/meters/{meter['name']}/usage?{query}", read_key)
         quantity = answer["data"][0]["quantity"] if answer["data"] else "0"
         print(f"    {meter['name']:<20} {quantity:>14} {meter['unit']}")
+
+
+def print_activations(worker_url: str, read_key: str, tenant: str) -> None:
+    """Each activation rule's verdicts so far, from the analytics API."""
+    rules = get_json(f"{worker_url}/v1/activation-rules", read_key)
+    if not rules:
+        return
+    print(f"\n  tenant {tenant}: activation, decided as the events streamed in")
+    for rule in rules:
+        query = urllib.parse.urlencode({"rule": rule["name"], "cohort": "week"})
+        cohorts = get_json(f"{worker_url}/v1/activations/cohorts?{query}", read_key)["data"]
+        started = sum(c["subjects"] for c in cohorts)
+        query = urllib.parse.urlencode({"rule": rule["name"], "limit": 10_000})
+        verdicts = get_json(f"{worker_url}/v1/activations?{query}", read_key)
+        ttv = sorted(v["time_to_value_seconds"] for v in verdicts if v["type"] == "activation")
+        median = f"  median time to value {ttv[len(ttv) // 2] / 3600:.1f} h" if ttv else ""
+        print(
+            f"    {rule['name']:<24} {started:>3} {rule['subject']}s started  {len(ttv):>3}"
+            f" activated  {len(verdicts) - len(ttv):>3} missed{median}"
+        )
 
 
 def run(
@@ -237,6 +259,7 @@ def run(
         print_meters(
             worker_url, read_keys[tenant], tenant, now - timedelta(days=plan.days + 3), now
         )
+        print_activations(worker_url, read_keys[tenant], tenant)
     if missing:
         raise RuntimeError(f"not every event reached ClickHouse within {wait_seconds}s: {missing}")
     return landed

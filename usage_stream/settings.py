@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
     events_topic: str = "events"
     invalid_topic: str = "events.invalid"
+    activations_topic: str = Field(
+        default="activations",
+        description="activation outcomes (compacted, partitioned like the events topic)",
+    )
     topic_partitions: int = Field(default=6, ge=1, le=1024)
     produce_timeout_seconds: float = Field(default=10.0, gt=0)
 
@@ -49,6 +53,15 @@ class Settings(BaseSettings):
     collector_host: str = "127.0.0.1"
     collector_port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=512 * 1024, ge=1024)
+    max_batch_events: int = Field(default=2000, ge=1, description="events in one request")
+    max_event_bytes: int = Field(default=32 * 1024, ge=256, description="one event, as JSON")
+    max_future_seconds: float = Field(
+        default=3600, ge=0, description="event times further ahead are clamped to receivedAt"
+    )
+    rate_limit_events_per_second: float = Field(
+        default=5000, ge=0, description="per write key and collector process; 0 turns it off"
+    )
+    rate_limit_burst: int = Field(default=20000, ge=1, description="events above the rate")
 
     # Worker
     worker_host: str = "127.0.0.1"
@@ -67,6 +80,12 @@ class Settings(BaseSettings):
         if len(set(values)) != len(values):
             raise ValueError("the same key is given to two tenants")
         return keys
+
+    @model_validator(mode="after")
+    def _event_fits_in_a_body(self) -> Settings:
+        if self.max_event_bytes > self.max_body_bytes:
+            raise ValueError("max_event_bytes must not exceed max_body_bytes")
+        return self
 
     @model_validator(mode="after")
     def _write_and_read_keys_differ(self) -> Settings:

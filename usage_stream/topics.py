@@ -22,3 +22,48 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str
         return created
     finally:
         admin.close()
+
+
+def partition_count(bootstrap: str, topic: str) -> int:
+    """How many partitions `topic` has; raises if it does not exist."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=10000)
+    try:
+        [description] = admin.describe_topics([topic])
+        partitions = description.get("partitions") or []
+        if description.get("error_code") or not partitions:
+            raise RuntimeError(f"topic {topic!r} does not exist")
+        return len(partitions)
+    finally:
+        admin.close()
+
+
+def ensure_copartitioned(bootstrap: str, name: str, like: str, compacted: bool = False) -> int:
+    """Create `name` with as many partitions as `like` (compacted if asked) or check that it has
+    as many: a faust table's changelog must be partitioned like the topic its agent reads."""
+    partitions = partition_count(bootstrap, like)
+    if ensure_topics_with_config(bootstrap, name, partitions, compacted):
+        return partitions
+    found = partition_count(bootstrap, name)
+    if found != partitions:
+        raise RuntimeError(
+            f"topic {name!r} has {found} partitions but {like!r} has {partitions}: they must"
+            f" match (recreate {name!r}, or give it another name)"
+        )
+    return partitions
+
+
+def ensure_topics_with_config(bootstrap: str, name: str, partitions: int, compacted: bool) -> bool:
+    """Create one topic, compacted if asked; False when it already exists."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=10000)
+    configs = {"cleanup.policy": "compact"} if compacted else {}
+    try:
+        if name in set(admin.list_topics()):
+            return False
+        admin.create_topics(
+            [NewTopic(name, partitions, replication_factor=-1, topic_configs=configs)]
+        )
+        return True
+    except TopicAlreadyExistsError:
+        return False
+    finally:
+        admin.close()

@@ -1,0 +1,134 @@
+"""Reading activations: one tenant's outcomes, and signup cohorts with rate and time to value."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from processors.activation_records import ACTIVATION, MISSED
+from processors.clickhouse import ClickHouse
+
+OUTCOME_FIELDS = (
+    "id", "type", "rule", "subject", "account", "user_id", "started_at", "deadline",
+    "activated_at", "time_to_value_ms", "qualifying_message_id", "written_at",
+)  # fmt: skip
+
+
+class Cohort(StrEnum):
+    DAY = "day"
+    WEEK = "week"  # weeks start on Monday, in the requested zone
+
+
+_COHORT_OF = {
+    Cohort.DAY: "toDate(s.started, {tz:String})",
+    Cohort.WEEK: "toStartOfWeek(s.started, 1, {tz:String})",
+}
+
+
+def list_outcomes(
+    clickhouse: ClickHouse,
+    tenant: str,
+    *,
+    rule: str | None = None,
+    account: str | None = None,
+    user: str | None = None,
+    kind: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Newest verdicts first (by activated_at, or the deadline for missed windows)."""
+    where = ["tenant = {tenant:String}"]
+    for column, value in (("rule", rule), ("account", account), ("user_id", user), ("type", kind)):
+        if value is not None:
+            where.append(f"{column} = {{{column}:String}}")
+    rows = clickhouse.query(
+        f"SELECT {', '.join(OUTCOME_FIELDS)} FROM activations WHERE {' AND '.join(where)}"
+        " ORDER BY coalesce(activated_at, deadline) DESC, id"
+        " LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
+        {"tenant": tenant, "rule": rule, "account": account, "user_id": user, "type": kind,
+         "limit": limit, "offset": offset},
+    )  # fmt: skip
+    out = []
+    for row in rows:
+        record = dict(zip(OUTCOME_FIELDS, row, strict=True))
+        ttv = record.pop("time_to_value_ms")
+        record["time_to_value_seconds"] = None if ttv is None else int(ttv) / 1000
+        record["user_id"] = record["user_id"] or None
+        record["qualifying_message_id"] = record["qualifying_message_id"] or None
+        out.append(record)
+    return out
+
+
+@dataclass(frozen=True)
+class CohortRow:
+    cohort: date
+    subjects: int  # whose window opened in the cohort
+    activated: int
+    missed: int
+    pending: int  # window still open (or not yet decided)
+    ttv_median_seconds: float | None
+    ttv_p90_seconds: float | None
+
+    @property
+    def activation_rate(self) -> float:
+        return self.activated / self.subjects if self.subjects else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "cohort": self.cohort.isoformat(),
+            "subjects": self.subjects,
+            "activated": self.activated,
+            "missed": self.missed,
+            "pending": self.pending,
+            "activation_rate": self.activation_rate,
+            "time_to_value_median_seconds": self.ttv_median_seconds,
+            "time_to_value_p90_seconds": self.ttv_p90_seconds,
+        }
+
+
+def _seconds(ms: Any) -> float | None:
+    value = float(ms)
+    return None if math.isnan(value) else value / 1000
+
+
+def cohorts(
+    clickhouse: ClickHouse,
+    tenant: str,
+    rule: str,
+    cohort: Cohort,
+    tz: str,
+    start: datetime,
+    to: datetime,
+) -> list[CohortRow]:
+    """Subjects by the day or week their window opened (in `tz`), within [start, to).
+    Quantiles are exact and interpolate like PERCENTILE.INC (median of 2 values: their mean)."""
+    rows = clickhouse.query(
+        f"SELECT {_COHORT_OF[cohort]} AS cohort, count(),"
+        f" countIf(a.type = '{ACTIVATION}'), countIf(a.type = '{MISSED}'),"
+        f" quantileExactInclusiveIf(0.5)(ifNull(a.ttv, 0), a.type = '{ACTIVATION}'),"
+        f" quantileExactInclusiveIf(0.9)(ifNull(a.ttv, 0), a.type = '{ACTIVATION}')"
+        " FROM (SELECT account, user_id, min(started_at) AS started FROM activation_starts"
+        "       WHERE tenant = {tenant:String} AND rule = {rule:String}"
+        "       GROUP BY account, user_id) AS s"
+        " LEFT JOIN (SELECT account, user_id, type, time_to_value_ms AS ttv FROM activations"
+        "            WHERE tenant = {tenant:String} AND rule = {rule:String}) AS a"
+        " USING (account, user_id)"
+        " WHERE s.started >= {start:DateTime64(3, 'UTC')} AND s.started < {to:DateTime64(3, 'UTC')}"
+        " GROUP BY cohort ORDER BY cohort",
+        {"tenant": tenant, "rule": rule, "tz": tz, "start": start, "to": to},
+    )
+    return [
+        CohortRow(
+            cohort=c,
+            subjects=int(n),
+            activated=int(activated),
+            missed=int(missed),
+            pending=int(n) - int(activated) - int(missed),
+            ttv_median_seconds=_seconds(median) if activated else None,
+            ttv_p90_seconds=_seconds(p90) if activated else None,
+        )
+        for c, n, activated, missed, median, p90 in rows
+    ]
