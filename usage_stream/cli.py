@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -126,6 +127,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from usage_stream.bench import BenchOptions, run_bench
+
+    report = run_bench(
+        BenchOptions(
+            duration=args.duration,
+            events=args.events,
+            partitions=args.partitions,
+            collectors=args.collectors,
+            connections=args.connections,
+            batch=args.batch,
+            sink_batch_size=args.sink_batch_size,
+            sink_batch_seconds=args.sink_batch_seconds,
+            output=Path(args.output),
+            profile=Path(args.profile) if args.profile else None,
+            keep=args.keep,
+        )
+    )
+    return 0 if report["exactness"]["exact"] else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="usage-stream",
@@ -167,6 +191,8 @@ def parser() -> argparse.ArgumentParser:
     config.add_argument("--file", help="check this config file instead of USAGE_STREAM_CONFIG_FILE")
     config.set_defaults(func=cmd_config)
 
+    _add_bench(sub)
+
     from usage_stream.bench_activation import add_command as add_bench_activation
 
     add_bench_activation(sub)
@@ -191,6 +217,51 @@ def parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--show", type=int, default=50, help="differences to print")
     reconcile.set_defaults(func=cmd_reconcile)
     return p
+
+
+def _add_bench(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="measure throughput, freshness, CPU and memory on a private local stack",
+        description="Starts its own Kafka broker (free ports, a temporary directory), collector"
+        " and worker, and measures: the collector alone (batches of --batch events), a baseline"
+        " Kafka → ClickHouse copier and the worker on the same pre-loaded topic, end-to-end"
+        " throughput from HTTP to ClickHouse flat out and sustained with the consumer lag flat,"
+        " and freshness (receivedAt → stored in ClickHouse) at half the sustained rate. Prints a"
+        " table, writes the JSON report, stops everything it started. Exits 1 if any event was"
+        " lost or stored twice. Takes about 2 minutes plus 4 times --duration.",
+    )
+    bench.add_argument(
+        "--duration", type=float, default=20.0, help="seconds of load per load phase (20)"
+    )
+    bench.add_argument(
+        "--events",
+        type=int,
+        default=200_000,
+        help="events (at least) the worker and the copier read from the pre-loaded topic (200000)",
+    )
+    bench.add_argument("--partitions", type=int, default=6, help="partitions of the topic (6)")
+    bench.add_argument(
+        "--collectors", type=int, default=1, help="collector processes behind the load (1)"
+    )
+    bench.add_argument("--connections", type=int, default=8, help="concurrent HTTP connections (8)")
+    bench.add_argument("--batch", type=int, default=100, help="events per HTTP request (100)")
+    bench.add_argument(
+        "--sink-batch-size", type=int, default=2000, help="worker and copier batch size (2000)"
+    )
+    bench.add_argument(
+        "--sink-batch-seconds", type=float, default=0.25, help="worker and copier batch wait (0.25)"
+    )
+    bench.add_argument(
+        "--output", default="bench-report.json", help="where to write the JSON report"
+    )
+    bench.add_argument(
+        "--profile", metavar="DIR", help="also profile the collector and worker with py-spy"
+    )
+    bench.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (logs, data)"
+    )
+    bench.set_defaults(func=cmd_bench)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

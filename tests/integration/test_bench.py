@@ -1,0 +1,61 @@
+"""`usage-stream bench` runs end to end on a tiny load and writes a report that holds together.
+
+Speed is never asserted here (the machine is shared); only that every phase ran and measured
+something, that the private stack cleaned up after itself, and that no event was lost or
+stored twice on the way.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+
+def test_bench_writes_a_valid_report(tmp_path: Path) -> None:
+    report_file = tmp_path / "report.json"
+    tiny = ["--duration", "1", "--events", "2000", "--connections", "4"]
+    tiny += ["--output", str(report_file)]
+    done = subprocess.run(
+        [sys.executable, "-m", "usage_stream.cli", "bench", *tiny],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=230,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(report_file.read_text())
+
+    for phase in ("collector", "baseline", "breakdown_process", "breakdown_faust", "worker"):
+        assert report[phase]["per_second"] > 0, phase
+        assert report[phase]["extra"]["events_per_cpu_second"] > 0, phase
+    assert report["end_to_end"]["events"] > 0
+    assert (
+        report["freshness"]["stored"] == report["exactness"]["tenants"]["bench_fresh"]["accepted"]
+    )
+    assert (
+        0 <= report["freshness"]["p50"] <= report["freshness"]["p95"] <= report["freshness"]["p99"]
+    )
+    assert report["exactness"]["exact"] is True
+    assert [t["what"] for t in report["targets"]] == [
+        "end-to-end sustained, lag flat",
+        "freshness p95 at half load",
+        "worker / baseline copier",
+    ]
+    for name in ("collector-0", "worker", "worker-e2e", "copier", "broker"):
+        assert report["processes"][name]["peak_rss_bytes"] > 0, name
+    # the table went to stdout, progress to stderr
+    assert "| worker / baseline |" in done.stdout
+    assert "collector alone" in done.stderr
+    # nothing of the private stack is left behind
+    tmp_dirs = [line for line in done.stderr.splitlines() if "files in" in line]
+    assert tmp_dirs
+    private = Path(tmp_dirs[0].rsplit("files in ", 1)[1].rstrip(")"))
+    assert not private.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # nothing in the cwd either

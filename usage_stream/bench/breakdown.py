@@ -1,0 +1,123 @@
+"""Two consumers that split the worker's cost in two: our processing without faust, and faust
+with nothing to do. Beside the baseline copier they show where the worker's time goes.
+
+- `process`: aiokafka batches (like the copier) through `run_batch`: decode, dedup, the raw
+  event store, metering and feature usage, into a chDB directory of its own. Activation is left
+  out: it keeps its state in faust tables and cannot run without faust.
+- `faust`: a faust app configured like the worker whose one agent takes batches
+  (`noack_take`) and acks them, touching nothing: faust's own cost per event.
+
+Run as its own process: `python -m usage_stream.bench.breakdown --mode process|faust ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from processors.batch import Processor, RawMessage, run_batch
+from processors.clickhouse import open_clickhouse
+from processors.event_store import ClickHouseEventStore
+from processors.feature_usage import FeatureUsageProcessor
+from processors.metering import MeteringProcessor
+from schemas.config import load_config
+
+
+async def process(
+    bootstrap: str, topic: str, group: str, dsn: str, config: str, batch_size: int, seconds: float
+) -> None:
+    clickhouse = open_clickhouse(dsn, "usage_stream")
+    product = load_config(config)
+    store = ClickHouseEventStore(clickhouse)
+    processors: list[Processor] = [
+        MeteringProcessor(clickhouse, product),
+        FeatureUsageProcessor(clickhouse, product.features),
+    ]
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            found = await consumer.getmany(timeout_ms=int(seconds * 1000), max_records=batch_size)
+            messages = [
+                RawMessage(m.partition, m.offset, m.key, m.value)
+                for records in found.values()
+                for m in records
+            ]
+            if messages:
+                await asyncio.to_thread(run_batch, messages, store, processors)
+                await consumer.commit()
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+
+
+def faust_alone(
+    bootstrap: str, topic: str, group: str, datadir: str, batch_size: int, seconds: float
+) -> None:
+    import faust
+
+    Path(datadir).mkdir(parents=True, exist_ok=True)
+    # The worker's settings (processors.app.build_app) that bear on consuming.
+    app = faust.App(
+        group,
+        broker=[f"kafka://{host}" for host in bootstrap.split(",")],
+        web_enabled=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        datadir=datadir,  # faust's own files, not in the working directory
+    )
+    events = app.topic(topic, key_type=bytes, value_type=bytes, internal=False)
+
+    @app.agent(events)
+    async def nothing(stream: Any) -> None:
+        async for batch in stream.noack_take(batch_size, within=seconds):
+            for event in batch:
+                await stream.ack(event)
+
+    faust.Worker(app, loglevel="WARN").execute_from_commandline()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="the worker's cost, split: processing or faust alone")
+    p.add_argument("--mode", choices=("process", "faust"), required=True)
+    p.add_argument("--bootstrap", required=True)
+    p.add_argument("--topic", required=True)
+    p.add_argument("--group", required=True)
+    p.add_argument("--dsn", help="chdb:///path for --mode process, a directory of its own")
+    p.add_argument("--datadir", help="faust's files for --mode faust, a directory of its own")
+    p.add_argument("--config", help="the product config (meters, features) for --mode process")
+    p.add_argument("--batch-size", type=int, default=2000)
+    p.add_argument("--batch-seconds", type=float, default=0.25)
+    args = p.parse_args(argv)
+    if args.mode == "faust":
+        faust_alone(
+            args.bootstrap, args.topic, args.group, args.datadir, args.batch_size,
+            args.batch_seconds,
+        )  # fmt: skip
+    else:
+        where = (args.bootstrap, args.topic, args.group)
+        batches = (args.batch_size, args.batch_seconds)
+        asyncio.run(process(*where, args.dsn, args.config, *batches))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The benchmark's results as one JSON document and as the table printed at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGET_EVENTS_PER_SECOND = 20_000
+TARGET_FRESHNESS_P95 = 2.0
+TARGET_BASELINE_SHARE = 0.5
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    sustained = report["end_to_end"]
+    fresh = report["freshness"]
+    ratio = report["worker_vs_baseline"]
+    rate = sustained["per_second"] if sustained["extra"]["lag_flat"] else 0.0
+    return [
+        {
+            "what": "end-to-end sustained, lag flat",
+            "target": f">= {TARGET_EVENTS_PER_SECOND:,} events/s",
+            "target_value": TARGET_EVENTS_PER_SECOND,
+            "value": round(rate),
+            "met": rate >= TARGET_EVENTS_PER_SECOND,
+        },
+        {
+            "what": "freshness p95 at half load",
+            "target": f"<= {TARGET_FRESHNESS_P95:g} s",
+            "value": None if fresh.get("p95") is None else round(fresh["p95"], 3),
+            "met": fresh.get("p95") is not None and fresh["p95"] <= TARGET_FRESHNESS_P95,
+        },
+        {
+            "what": "worker / baseline copier",
+            "target": f">= {TARGET_BASELINE_SHARE:.0%}",
+            "value": round(ratio, 3),
+            "met": ratio >= TARGET_BASELINE_SHARE,
+        },
+    ]
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def _rate(phase: dict[str, Any]) -> str:
+    return f"{phase['per_second']:,.0f} ev/s"
+
+
+def _per_cpu(phase: dict[str, Any]) -> str:
+    value = phase["extra"].get("events_per_cpu_second", 0.0)
+    return f"{value:,.0f}"
+
+
+def table(report: dict[str, Any]) -> str:
+    """A Markdown table (it reads in a terminal and pastes into the README as it is)."""
+    m, o = report["machine"], report["options"]
+    e2e, peak, fresh = report["end_to_end"], report["end_to_end_max"], report["freshness"]
+    lines = [
+        f"usage-stream bench: {m['cpus']} CPUs, load average {m['load_before'][0]:.2f} before"
+        f" / {m['load_after'][0]:.2f} after; {o['collectors']} collector process(es),"
+        f" {o['partitions']} partitions, worker batches of {o['sink_batch_size']}"
+        f" / {o['sink_batch_seconds']} s, {o['duration']:.0f} s per load phase",
+        "",
+        "| measure | result | events per CPU-second |",
+        "| --- | --- | --- |",
+        f"| end-to-end flat out (HTTP → ClickHouse) | {_rate(peak)} accepted,"
+        f" {peak['extra']['committed_per_second']:,.0f} ev/s committed | |",
+        f"| end-to-end sustained ({'lag flat' if e2e['extra']['lag_flat'] else 'lag GROWING'})"
+        f" | {_rate(e2e)} | {_per_cpu(e2e)} |",
+        f"| freshness p50 / p95 / p99 at {fresh['rate']:,.0f} ev/s"
+        f" | {_seconds(fresh.get('p50'))} / {_seconds(fresh.get('p95'))}"
+        f" / {_seconds(fresh.get('p99'))} (max {_seconds(fresh.get('max'))}) | |",
+        f"| collector alone (batches of {o['batch']}) | {_rate(report['collector'])}"
+        f" (p99 {report['collector']['extra']['latency_ms']['p99']:.0f} ms)"
+        f" | {_per_cpu(report['collector'])} |",
+        f"| worker alone (pre-loaded topic) | {_rate(report['worker'])}"
+        f" | {_per_cpu(report['worker'])} |",
+        f"| baseline copier (same topic, aiokafka → chDB, no processing)"
+        f" | {_rate(report['baseline'])} | {_per_cpu(report['baseline'])} |",
+        f"| worker / baseline | {report['worker_vs_baseline']:.0%} | |",
+        f"| our processing without faust (aiokafka batches, activation aside)"
+        f" | {_rate(report['breakdown_process'])} | {_per_cpu(report['breakdown_process'])} |",
+        f"| faust alone (an agent that only takes and acks batches)"
+        f" | {_rate(report['breakdown_faust'])} | {_per_cpu(report['breakdown_faust'])} |",
+        "",
+        "| process | peak RSS | CPU seconds |",
+        "| --- | --- | --- |",
+    ]
+    for name, usage in report["processes"].items():
+        lines.append(f"| {name} | {_mib(usage['peak_rss_bytes'])} | {usage['cpu_seconds']:,.1f} |")
+    lines += ["", "| target | wanted | got | |", "| --- | --- | --- | --- |"]
+    for t in report["targets"]:
+        lines.append(
+            f"| {t['what']} | {t['target']} | {t['value']} | {'met' if t['met'] else 'MISSED'} |"
+        )
+    costs = report["where_time_goes"]
+    lines += [
+        "",
+        "CPU per event (µs): "
+        + ", ".join(f"{k.removesuffix('_us')} {v}" for k, v in costs.items()),
+        f"cores the end-to-end target takes at these costs: {report['cores_for_target']}",
+    ]
+    for name, profile in report.get("profiles", {}).items():
+        top = list(profile.get("self", {}).items())[:8]
+        lines.append(
+            f"hot spots of the {name} (py-spy, share of busy samples, self): "
+            + ", ".join(f"{frame} {share:.0%}" for frame, share in top)
+        )
+    exact = report["exactness"]
+    lines.append(
+        "exactness: "
+        + ("every id stored once and metered once" if exact["exact"] else "NOT EXACT")
+        + "; "
+        + ", ".join(
+            f"{t}: {f['stored']:,} stored of {f['accepted']:,} accepted"
+            for t, f in exact["tenants"].items()
+        )
+    )
+    return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} s"

@@ -1,0 +1,279 @@
+"""`usage-stream bench`: start a private stack, run every phase, report against the targets."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from usage_stream.bench import phases
+from usage_stream.bench.offsets import GroupOffsets
+from usage_stream.bench.phases import Bench, Phase
+from usage_stream.bench.procstat import Usage, machine_load
+from usage_stream.bench.profile import Profiler
+from usage_stream.bench.report import table, targets
+from usage_stream.bench.stack import TENANTS, BenchStack
+from usage_stream.topics import ensure_topics
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    duration: float = 20.0  # seconds of load in each load phase
+    events: int = 200_000  # at least this many in the topic the worker and the copier read
+    partitions: int = 6
+    collectors: int = 1  # collector processes; the load generator spreads over them
+    connections: int = 8  # concurrent HTTP connections of the load generator
+    batch: int = 100  # events per HTTP request
+    sink_batch_size: int = 2000
+    sink_batch_seconds: float = 0.25
+    output: Path = Path("bench-report.json")
+    profile: Path | None = None  # write py-spy profiles here, and their summaries in the report
+    keep: bool = False  # keep the temporary directory (logs, data) for a look afterwards
+
+
+def _say(started: float) -> phases.Say:
+    def say(line: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {line}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _phase(phase: Phase) -> dict[str, Any]:
+    return asdict(phase)
+
+
+def run_bench(options: BenchOptions) -> dict[str, Any]:
+    """Run every phase on a fresh private stack; write the JSON report, print the table."""
+    started = time.monotonic()
+    say = _say(started)
+    home = Path(tempfile.mkdtemp(prefix="usage-stream-bench-"))
+    stack = BenchStack(
+        home, options.partitions, options.sink_batch_size, options.sink_batch_seconds
+    )
+    bench = Bench(stack, say, options.connections, options.batch)
+    load_before = machine_load()
+    results: dict[str, Any] = {}
+    profiles: dict[str, Any] = {}
+    broker: Usage | None = None
+    try:
+        say(f"starting a private Kafka broker on {stack.broker.bootstrap} (files in {home})")
+        stack.broker.start()
+        broker = Usage("broker", stack.broker.pid() or 0)
+        ensure_topics(stack.broker.bootstrap, [stack.topic, "events.invalid"], options.partitions)
+        bench.offsets = GroupOffsets(stack.broker.bootstrap, stack.topic)
+        bench.collectors = [stack.collector(i) for i in range(options.collectors)]
+        for collector in bench.collectors:
+            collector.wait_ready()
+
+        # 1. The collector alone; what it accepts is the pre-loaded topic of the next phases.
+        profiler = _profiler(options, bench.collectors[0].popen.pid, "collector", options.duration)
+        results["collector"] = phases.collector_alone(bench, options.duration)
+        if profiler is not None:
+            profiles["collector"] = profiler.finish()
+        total = phases.top_up(bench, options.events)
+
+        # 2. Consumers of the same pre-loaded topic, one at a time, each in its own group.
+        cap = max(10.0, 1.5 * options.duration)
+        batches = (options.sink_batch_size, options.sink_batch_seconds)
+        say(f"baseline copier: reading the {total:,} events into its own chDB, no processing")
+        copier = stack.copier("bench-copier", *batches)
+        results["baseline"] = phases.consume_all(bench, copier, "bench-copier", total, cap)
+        copier.stop()
+        for mode, what in (("process", "our processing without faust"), ("faust", "faust alone")):
+            say(f"{what}: reading the same events (at most {cap:.0f}s)")
+            consumer = stack.breakdown(mode, f"bench-{mode}", *batches)
+            results[f"breakdown_{mode}"] = phases.consume_all(
+                bench, consumer, f"bench-{mode}", total, cap
+            )
+            consumer.stop()
+        say(f"worker alone: the same events through every processor (at most {cap:.0f}s)")
+        worker = stack.worker("bench-worker")
+        profiler = _profiler(options, worker.popen.pid, "worker", cap)
+        results["worker"] = phases.consume_all(bench, worker, "bench-worker", total, cap)
+        if profiler is not None:
+            profiles["worker"] = profiler.finish()
+        worker.stop(timeout=5)  # what it holds unwritten is not measured: no need to wait
+
+        # 3. End to end, with a worker whose group starts at the log end (what is left of the
+        # pre-loaded topic is not its business): sustained, then freshness at half that rate,
+        # then flat out last, as its backlog needs no draining before another phase.
+        group = "bench-e2e"
+        bench.offsets.start_at_end(group)
+        worker = stack.worker(group, "worker-e2e")
+        worker.wait_ready()
+        sustained, drained = _find_sustained(bench, group, _sustainable(results), options.duration)
+        results["end_to_end"] = sustained
+        fresh = phases.through_everything(
+            bench, "freshness at half load", "bench_fresh", sustained.per_second / 2,
+            options.duration, group,
+        )  # fmt: skip
+        drained = phases.drain(bench, group, timeout=60) and drained
+        results["freshness_load"] = fresh
+        results["end_to_end_max"] = phases.through_everything(
+            bench, "end-to-end flat out", "bench_max", 0, options.duration / 2, group
+        )
+        phases.drain(bench, group, timeout=10)  # its backlog is not measured: a short wait
+        for process in stack.processes:
+            process.usage.sample()
+        if broker is not None:
+            broker.sample()
+        say("stopping the worker to read its ClickHouse: freshness and exactness")
+        worker.stop(timeout=10)
+        found = phases.readback(stack, "worker-e2e", TENANTS[1:])
+        say("done; stopping everything")
+    finally:
+        if bench.offsets is not None:
+            bench.offsets.close()
+        stack.stop_all()
+        if not options.keep:
+            shutil.rmtree(home, ignore_errors=True)
+
+    report = _report(options, results, found, bench, stack, broker, profiles, load_before)
+    report["freshness"]["drained"] = drained
+    options.output.write_text(json.dumps(report, indent=2, default=str))
+    print(table(report))
+    print(f"\nreport written to {options.output}")
+    return report
+
+
+def _find_sustained(bench: Bench, group: str, guess: float, duration: float) -> tuple[Phase, bool]:
+    """The highest rate found with the lag flat, in at most two runs: the guess, then 25% more
+    if the lag stayed flat, or else a little below what the worker committed meanwhile (half the
+    guess if the run was too short to see a commit). Returns it and whether the lag drained."""
+    first = phases.through_everything(
+        bench, "end-to-end sustained", "bench", guess, duration, group
+    )
+    drained = phases.drain(bench, group, timeout=60)
+    if not drained:
+        return first, drained
+    if first.extra["lag_flat"]:
+        rate, what = 1.25 * guess, "end-to-end sustained, 25% more"
+    else:
+        committed = first.extra["committed_per_second"]
+        rate = 0.8 * committed if committed > 0.2 * guess else 0.5 * guess
+        what = "end-to-end sustained, lower"
+    second = phases.through_everything(bench, what, "bench", rate, duration, group)
+    drained = phases.drain(bench, group, timeout=60)
+    flat = [p for p in (first, second) if p.extra["lag_flat"]]
+    return max(flat, key=lambda p: p.per_second) if flat else second, drained
+
+
+def _sustainable(results: dict[str, Phase]) -> float:
+    """A first guess at the rate the whole pipeline sustains on this machine: 90% of the
+    slowest of the collector alone, the worker alone, and what the CPUs give both at once at
+    the CPU each spent per event (the broker's share included in theirs)."""
+    collector, worker = results["collector"], results["worker"]
+    rates = [collector.per_second, worker.per_second]
+    costs = [1 / r.extra["events_per_cpu_second"] for r in (collector, worker)
+             if r.extra.get("events_per_cpu_second")]  # fmt: skip
+    if len(costs) == 2:
+        rates.append((os.cpu_count() or 1) / sum(costs))
+    return 0.9 * min(rates)
+
+
+def _profiler(options: BenchOptions, pid: int, name: str, seconds: float) -> Profiler | None:
+    if options.profile is None:
+        return None
+    options.profile.mkdir(parents=True, exist_ok=True)
+    return Profiler(pid, options.profile / f"{name}.txt", seconds)
+
+
+def _report(
+    options: BenchOptions,
+    results: dict[str, Phase],
+    found: dict[str, Any],
+    bench: Bench,
+    stack: BenchStack,
+    broker: Usage | None,
+    profiles: dict[str, Any],
+    load_before: tuple[float, float, float],
+) -> dict[str, Any]:
+    fresh = found.get("bench_fresh", {})
+    exactness = _exactness(found, bench.accepted)
+    processes = {
+        p.name: {"peak_rss_bytes": p.usage.peak_rss, "cpu_seconds": round(p.usage.cpu, 2)}
+        for p in stack.processes
+    }
+    if broker is not None:
+        processes["broker"] = {
+            "peak_rss_bytes": broker.peak_rss,
+            "cpu_seconds": round(broker.cpu, 2),
+        }
+    loadgens = [r for r in results.values() if "loadgen_cpu_seconds" in r.extra]
+    processes["load generator"] = {
+        "peak_rss_bytes": max((r.extra["loadgen_peak_rss_bytes"] for r in loadgens), default=0),
+        "cpu_seconds": round(sum(r.extra["loadgen_cpu_seconds"] for r in loadgens), 2),
+    }
+    baseline = results["baseline"].per_second
+    report: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_before": load_before,
+            "load_after": machine_load(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+        **{name: _phase(phase) for name, phase in results.items()},
+        "worker_vs_baseline": results["worker"].per_second / baseline if baseline else 0.0,
+        "freshness": {"rate": results["freshness_load"].per_second, **fresh},
+        "exactness": exactness,
+        "where_time_goes": _where_time_goes(results),
+        "processes": processes,
+        "profiles": profiles,
+    }
+    report["targets"] = targets(report)
+    report["cores_for_target"] = _cores_for(results, report["targets"])
+    return report
+
+
+def _exactness(found: dict[str, Any], accepted: dict[str, int]) -> dict[str, Any]:
+    """Every tenant: each id stored once and metered once. The sustained and freshness tenants,
+    drained before the worker stopped: everything accepted is stored. (A 503 may leave part of
+    a refused request on Kafka, stored too: stored >= accepted.)"""
+    drained = ("bench", "bench_fresh")
+    tenants = {tenant: {**f, "accepted": accepted.get(tenant, 0)} for tenant, f in found.items()}
+    exact = all(
+        f["stored"] == f["distinct_ids"] == f["metered_events"]
+        and (tenant not in drained or f["stored"] >= f["accepted"])
+        for tenant, f in tenants.items()
+    )
+    return {"exact": exact, "tenants": tenants}
+
+
+def _micros(phase: Phase | None) -> float | None:
+    rate = phase.extra.get("events_per_cpu_second") if phase is not None else None
+    return round(1e6 / rate, 1) if rate else None
+
+
+def _where_time_goes(results: dict[str, Phase]) -> dict[str, Any]:
+    """CPU microseconds per event of each consumer of the same topic: the copier is Kafka and
+    ClickHouse alone; processing without faust adds our decoding and processors (activation
+    aside); faust alone is the framework with nothing to do; the worker is all of it."""
+    return {
+        "baseline_copier_us": _micros(results.get("baseline")),
+        "processing_without_faust_us": _micros(results.get("breakdown_process")),
+        "faust_alone_us": _micros(results.get("breakdown_faust")),
+        "worker_us": _micros(results.get("worker")),
+        "collector_us": _micros(results.get("collector")),
+    }
+
+
+def _cores_for(results: dict[str, Phase], wanted: list[dict[str, Any]]) -> float | None:
+    """CPU cores the end-to-end target would take at the CPU per event measured here: the
+    collector's, the worker's and the broker's (from the sustained run)."""
+    e2e = results["end_to_end"]
+    costs = [_micros(results.get("collector")), _micros(results.get("worker"))]
+    if None in costs or not e2e.events:
+        return None
+    broker_us = 1e6 * e2e.cpu.get("broker", 0.0) / e2e.events
+    per_event = sum(c for c in costs if c is not None) + broker_us
+    target = next(float(t["target_value"]) for t in wanted if "target_value" in t)
+    return round(target * per_event / 1e6, 1)
