@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -17,6 +17,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from schemas.zones import ZoneName
 
 # A rule whose window opens at the subject's first event of any kind, whatever its name.
 FIRST_EVENT = "$first_event"
@@ -150,7 +152,7 @@ class Activation(BaseModel):
     # events that arrive out of order, up to this late, still count.
     lateness: Duration = timedelta(hours=1)
     # The zone whose calendar days `distinct_days` counts.
-    timezone: str = "UTC"
+    timezone: ZoneName = "UTC"
     rules: list[ActivationRule] = Field(default_factory=list)
 
     @field_validator("lateness")
@@ -158,15 +160,6 @@ class Activation(BaseModel):
     def _lateness_sane(cls, value: timedelta) -> timedelta:
         if not timedelta(0) <= value <= timedelta(days=30):
             raise ValueError("lateness must be between 0 and 30 days")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"{value!r} is not an IANA time zone") from exc
         return value
 
     @model_validator(mode="after")

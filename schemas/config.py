@@ -6,12 +6,13 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.activation import Activation, Features
 from schemas.meters import Meter
+from schemas.zones import ZoneName
 
 
 class Billing(BaseModel):
@@ -20,17 +21,8 @@ class Billing(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timezone: str = "UTC"
+    timezone: ZoneName = "UTC"
     grace_hours: float = Field(default=72.0, ge=0, le=24 * 90)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"{value!r} is not an IANA time zone") from exc
-        return value
 
     @property
     def zone(self) -> ZoneInfo:
