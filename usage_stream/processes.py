@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import faust
 import uvicorn
+from fastapi import FastAPI
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
@@ -19,7 +21,7 @@ from processors.analytics_api import analytics_router
 from processors.app import AppConfig, WorkerState, build_app
 from processors.auth import read_key_tenant
 from processors.batch import Processor
-from processors.clickhouse import open_clickhouse
+from processors.clickhouse import ClickHouse, open_clickhouse
 from processors.event_store import ClickHouseEventStore
 from processors.feature_usage import FeatureUsageProcessor
 from processors.lag import ConsumerLagProbe
@@ -27,7 +29,7 @@ from processors.metering import MeteringProcessor
 from processors.metrics import WorkerMetrics
 from processors.read_api import create_read_api
 from processors.usage_api import usage_router
-from schemas.config import load_config
+from schemas.config import ProductConfig, load_config
 from usage_stream.activation_setup import add_activation
 from usage_stream.settings import Settings
 from usage_stream.topics import ensure_topics
@@ -74,6 +76,22 @@ def _ensure_topics_quietly(settings: Settings) -> None:
         log.warning("could not check the topics (Kafka down?): %r", exc)
 
 
+def worker_api(
+    clickhouse: ClickHouse, settings: Settings, product: ProductConfig, ready: Callable[[], bool]
+) -> FastAPI:
+    """The worker's read API: raw events, the usage API and the analytics API."""
+    tenant_of = read_key_tenant(settings.tenant_for_read_key())
+    return create_read_api(
+        clickhouse,
+        settings.tenant_for_read_key(),
+        ready,
+        routers=[
+            usage_router(clickhouse, product, tenant_of),
+            analytics_router(clickhouse, product, tenant_of),
+        ],
+    )
+
+
 def run_worker(settings: Settings) -> None:
     """Faust consumes on the main thread; the read API answers from a thread beside it, on the
     same ClickHouse client (with chDB, only this process may open the data directory)."""
@@ -113,16 +131,7 @@ def run_worker(settings: Settings) -> None:
     ]
     app = build_app(config, store, processors, state)
     add_activation(app, settings, clickhouse, product, metrics.activations_emitted)
-    tenant_of = read_key_tenant(settings.tenant_for_read_key())
-    api = create_read_api(
-        clickhouse,
-        settings.tenant_for_read_key(),
-        lambda: state.assigned and lag.reachable,
-        routers=[
-            usage_router(clickhouse, product, tenant_of),
-            analytics_router(clickhouse, product, tenant_of),
-        ],
-    )
+    api = worker_api(clickhouse, settings, product, lambda: state.assigned and lag.reachable)
     metrics.serve(api)
     lag.start()
     server = uvicorn.Server(

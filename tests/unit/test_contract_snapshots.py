@@ -1,4 +1,5 @@
-"""Contracts that must not change by accident: the SDK's wire payload, the collector's OpenAPI.
+"""Contracts that must not change by accident: the SDK's wire payload, the collector's and the
+worker's OpenAPI documents (the worker's is what billing systems and growth tools call).
 
 After an intended change, rewrite the snapshots and review their diff:
     UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/unit/test_contract_snapshots.py
@@ -18,7 +19,11 @@ from ingest.collector import create_collector
 from ingest.limits import Limits
 from ingest.sdk import Client, HttpTransport
 from ingest.sink import InMemoryEventSink
+from processors.clickhouse import ClickHouse
+from schemas.config import load_config
 from tests.unit.http_stub import serve
+from usage_stream.processes import worker_api
+from usage_stream.settings import Settings
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
 
@@ -70,3 +75,12 @@ def test_the_sdk_wire_payload_matches_its_snapshot() -> None:
 def test_the_collector_openapi_document_matches_its_snapshot() -> None:
     app = create_collector(InMemoryEventSink(), {"wk": "tenant"}, Limits())
     check("collector-openapi.json", app.openapi())
+
+
+def test_the_worker_read_api_openapi_document_matches_its_snapshot() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "usage-stream.example.toml"
+    settings = Settings(read_keys={"tenant": "rk"}, write_keys={"tenant": "wk"})
+    # the document is built from the routes alone: no query runs, so no engine is needed
+    unused = ClickHouse(client=None)  # type: ignore[arg-type]
+    app = worker_api(unused, settings, load_config(example), ready=lambda: True)
+    check("worker-openapi.json", app.openapi())
