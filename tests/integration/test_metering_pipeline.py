@@ -128,9 +128,14 @@ def test_events_for_a_final_period_are_adjustments(
     late = [api_call(rng, long_ago + timedelta(minutes=i)) for i in range(30)]
     post(collector, stack.write_key, late)
     params = {"from": month_start.isoformat(), "to": month_end.isoformat(), "by_customer": "false"}
-    answer = wait_until(
-        lambda: (a := usage(worker, stack.read_key, "api_calls", **params))["data"] and a
-    )
+
+    def all_counted() -> dict[str, Any] | None:
+        # the events may reach ClickHouse over several worker batches: wait for the last one
+        answer = usage(worker, stack.read_key, "api_calls", **params)
+        rows = answer["data"]
+        return answer if rows and rows[0]["late_events"] == expected_calls(late) else None
+
+    answer = wait_until(all_counted)
     [row] = answer["data"]
     assert answer["final"] and row["final"]
     assert row["quantity"] == "0"
