@@ -130,8 +130,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from schemas.config import ConfigError, load_config
     from usage_stream.bench import BenchOptions, run_bench
+    from usage_stream.stack import EXAMPLE_CONFIG
 
+    config = Path(args.config) if args.config else EXAMPLE_CONFIG
+    try:
+        load_config(config)  # a broken file fails here, not minutes in inside the worker
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 1
     report = run_bench(
         BenchOptions(
             duration=args.duration,
@@ -145,6 +153,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             output=Path(args.output),
             profile=Path(args.profile) if args.profile else None,
             keep=args.keep,
+            config=config,
         )
     )
     return 0 if report["exactness"]["exact"] else 1
@@ -260,6 +269,12 @@ def _add_bench(sub: Any) -> None:
     )
     bench.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (logs, data)"
+    )
+    bench.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the product config (meters, features, activation rules) the worker runs"
+        " (deploy/usage-stream.example.toml)",
     )
     bench.set_defaults(func=cmd_bench)
 

@@ -20,6 +20,7 @@ from usage_stream.bench.procstat import Usage, machine_load
 from usage_stream.bench.profile import Profiler
 from usage_stream.bench.report import table, targets
 from usage_stream.bench.stack import TENANTS, BenchStack
+from usage_stream.stack import EXAMPLE_CONFIG
 from usage_stream.topics import ensure_topics
 
 
@@ -36,6 +37,7 @@ class BenchOptions:
     output: Path = Path("bench-report.json")
     profile: Path | None = None  # write py-spy profiles here, and their summaries in the report
     keep: bool = False  # keep the temporary directory (logs, data) for a look afterwards
+    config: Path = EXAMPLE_CONFIG  # the meters, features and activation rules the worker runs
 
 
 def _say(started: float) -> phases.Say:
@@ -55,7 +57,11 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     say = _say(started)
     home = Path(tempfile.mkdtemp(prefix="usage-stream-bench-"))
     stack = BenchStack(
-        home, options.partitions, options.sink_batch_size, options.sink_batch_seconds
+        home,
+        options.partitions,
+        options.sink_batch_size,
+        options.sink_batch_seconds,
+        options.config.resolve(),
     )
     bench = Bench(stack, say, options.connections, options.batch)
     load_before = machine_load()

@@ -82,8 +82,16 @@ class Process:
 class BenchStack:
     """A broker, topics, keys and the commands to start the worker, collectors and copier."""
 
-    def __init__(self, home: Path, partitions: int, batch_size: int, batch_seconds: float) -> None:
+    def __init__(
+        self,
+        home: Path,
+        partitions: int,
+        batch_size: int,
+        batch_seconds: float,
+        config: Path = EXAMPLE_CONFIG,
+    ) -> None:
         self.home = home
+        self.config = config
         self.partitions = partitions
         self.broker = LocalBroker(home / "kafka", port=free_port(), controller_port=free_port())
         self.topic = "events"
@@ -97,7 +105,7 @@ class BenchStack:
             "USAGE_STREAM_TOPIC_PARTITIONS": str(partitions),
             "USAGE_STREAM_WRITE_KEYS": json.dumps(self.write_keys),
             "USAGE_STREAM_READ_KEYS": json.dumps(self.read_keys),
-            "USAGE_STREAM_CONFIG_FILE": str(EXAMPLE_CONFIG),
+            "USAGE_STREAM_CONFIG_FILE": str(config),
             "USAGE_STREAM_SINK_BATCH_SIZE": str(batch_size),
             "USAGE_STREAM_SINK_BATCH_SECONDS": str(batch_seconds),
             # The benchmark is the only sender; a per-key limit would measure the limiter.
@@ -164,7 +172,7 @@ class BenchStack:
         argv = [
             sys.executable, "-m", "usage_stream.bench.breakdown", "--mode", mode,
             "--bootstrap", self.broker.bootstrap, "--topic", self.topic, "--group", group,
-            "--dsn", dsn, "--datadir", str(home / "faust"), "--config", str(EXAMPLE_CONFIG),
+            "--dsn", dsn, "--datadir", str(home / "faust"), "--config", str(self.config),
             "--batch-size", str(batch_size), "--batch-seconds", str(batch_seconds),
         ]  # fmt: skip
         name = "processing without faust" if mode == "process" else "faust alone"
