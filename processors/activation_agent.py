@@ -39,7 +39,7 @@ from processors.activation_engine import ActivationEngine
 from processors.activation_store import ActivationStore
 from processors.app import retry_forever
 from processors.batch import RawMessage, decode
-from processors.kafka_range import read_range
+from processors.kafka_range import with_missing
 
 log = logging.getLogger(__name__)
 SEND_TIMEOUT = 60.0  # seconds to wait for the broker to ack one round of table writes
@@ -146,34 +146,14 @@ def install_activation_agent(
         faust can ack (and so commit) a message an agent never saw: around a rebalance it acks
         the messages of the old generation it drops, and two agents share each message's ack.
         The state knows the last offset it applied, so a hole is visible, and the log has it.
+        A partition with nothing applied yet begins where the group's offsets begin.
         """
-        offsets: dict[int, list[int]] = {}
-        for m in messages:
-            offsets.setdefault(m.partition, []).append(m.offset)
-        found: list[RawMessage] = []
-        for partition, seen in offsets.items():
-            expected = engine.applied_through(state_view, partition) + 1
-            if expected == 0:
-                continue  # nothing applied yet: begin where the group's offsets begin
-            for offset in sorted(seen):
-                if offset > expected:
-                    log.warning(
-                        "activation: offsets %d..%d of partition %d were not handed over;"
-                        " reading them from Kafka",
-                        expected,
-                        offset - 1,
-                        partition,
-                    )
-                    found += await asyncio.to_thread(
-                        read_range,
-                        config.bootstrap,
-                        config.events_topic,
-                        partition,
-                        expected,
-                        offset,
-                    )
-                expected = max(expected, offset + 1)
-        return sorted([*found, *messages], key=lambda m: (m.partition, m.offset))
+        applied = {m.partition: engine.applied_through(state_view, m.partition) for m in messages}
+        next_unread = {p: through + 1 for p, through in applied.items() if through >= 0}
+        complete = await asyncio.to_thread(
+            with_missing, config.bootstrap, config.events_topic, messages, next_unread
+        )
+        return sorted(complete, key=lambda m: (m.partition, m.offset))
 
     async def make_durable(batch: list[RawMessage]) -> None:
         messages = await retry_forever(lambda: fill_gaps(batch), failed)

@@ -2,7 +2,9 @@
 
 Offsets are acknowledged by hand (`noack_take`), and only once a batch is written everywhere,
 so faust commits nothing that ClickHouse does not hold. Exactness does not rest on faust's
-commit alone: every write is idempotent per Kafka place (see processors.batch).
+commit alone: every write is idempotent per Kafka place (see processors.batch), and a batch
+that lacks offsets faust acknowledged without handing them over is completed from Kafka first
+(see processors.progress).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import faust
 
 from processors.batch import BatchResult, Processor, RawMessage, Rejected, run_batch
 from processors.event_store import EventStore
+from processors.kafka_range import with_missing
+from processors.progress import Progress
+from processors.watermarks import marks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,6 +86,7 @@ def build_app(
     store: EventStore,
     processors: Sequence[Processor],
     state: WorkerState,
+    progress: Progress,
 ) -> faust.App:
     app = faust.App(
         config.app_id,
@@ -107,7 +113,12 @@ def build_app(
             hook(exc)
         log.warning("batch not written, retrying in %.1fs: %r", backoff, exc)
 
-    async def write(messages: list[RawMessage]) -> BatchResult:
+    def complete(messages: list[RawMessage]) -> list[RawMessage]:
+        written = progress.next_offsets(m.partition for m in messages)
+        return with_missing(config.bootstrap, config.events_topic, messages, written)
+
+    async def write(batch: list[RawMessage]) -> BatchResult:
+        messages = await asyncio.to_thread(complete, batch)
         result = await asyncio.to_thread(run_batch, messages, store, processors)
         for rejected in result.rejected:
             sent = await invalid.send(
@@ -116,6 +127,7 @@ def build_app(
                 headers=dead_letter_headers(rejected),
             )
             await sent  # held by Kafka before the source offset may be committed
+        await asyncio.to_thread(progress.record, marks(messages))
         return result
 
     @app.agent(events)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterable, Mapping
 
 from kafka import KafkaConsumer, TopicPartition
 
 from processors.batch import RawMessage
+
+log = logging.getLogger(__name__)
 
 
 def read_range(
@@ -36,3 +40,46 @@ def read_range(
         return out
     finally:
         consumer.close()
+
+
+def missing_ranges(
+    offsets: Iterable[tuple[int, int]], next_unread: Mapping[int, int]
+) -> list[tuple[int, int, int]]:
+    """(partition, start, end): the offsets [start, end) a batch lacks, between where each of
+    its partitions was left (`next_unread`; a partition absent there has no past to miss) and
+    the batch's own offsets, and between those."""
+    by_partition: dict[int, list[int]] = {}
+    for partition, offset in offsets:
+        by_partition.setdefault(partition, []).append(offset)
+    ranges = []
+    for partition, seen in sorted(by_partition.items()):
+        expected = next_unread.get(partition)
+        if expected is None:
+            continue
+        for offset in sorted(seen):
+            if offset > expected:
+                ranges.append((partition, expected, offset))
+            expected = max(expected, offset + 1)
+    return ranges
+
+
+def with_missing(
+    bootstrap: str, topic: str, messages: list[RawMessage], next_unread: Mapping[int, int]
+) -> list[RawMessage]:
+    """`messages` and what they lack (see `missing_ranges`) read from Kafka, in (partition,
+    offset) order; `messages` as they are when nothing is missing."""
+    ranges = missing_ranges(((m.partition, m.offset) for m in messages), next_unread)
+    found: list[RawMessage] = []
+    for partition, start, end in ranges:
+        log.warning(
+            "offsets %d..%d of %s[%d] were acknowledged by faust but not handed over;"
+            " reading them from Kafka",
+            start,
+            end - 1,
+            topic,
+            partition,
+        )
+        found += read_range(bootstrap, topic, partition, start, end)
+    if not ranges:
+        return messages
+    return sorted([*found, *messages], key=lambda m: (m.partition, m.offset))

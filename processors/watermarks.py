@@ -8,6 +8,7 @@ none are, so `fresh` hands exactly the uncounted events to the retry.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from processors.clickhouse import ClickHouse
 from processors.event_store import Delivery
@@ -29,7 +30,17 @@ def fresh(batch: Sequence[Delivery], next_offset: dict[int, int]) -> list[Delive
     return [d for d in batch if d.offset >= next_offset.get(d.partition, 0)]
 
 
-def marks(batch: Sequence[Delivery]) -> dict[int, int]:
+class Placed(Protocol):
+    """Anything read from a Kafka place: a delivery, a raw message."""
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
+def marks(batch: Sequence[Placed]) -> dict[int, int]:
     """The mark a write of `batch` leaves: per partition, one past its last offset."""
     out: dict[int, int] = {}
     for d in batch:

@@ -27,6 +27,7 @@ from processors.feature_usage import FeatureUsageProcessor
 from processors.lag import ConsumerLagProbe
 from processors.metering import MeteringProcessor
 from processors.metrics import WorkerMetrics
+from processors.progress import ClickHouseProgress
 from processors.read_api import create_read_api
 from processors.usage_api import usage_router
 from schemas.config import ProductConfig, load_config
@@ -129,7 +130,8 @@ def run_worker(settings: Settings) -> None:
         MeteringProcessor(clickhouse, product),
         FeatureUsageProcessor(clickhouse, product.features),
     ]
-    app = build_app(config, store, processors, state)
+    progress = ClickHouseProgress(clickhouse, settings.events_topic)
+    app = build_app(config, store, processors, state, progress)
     add_activation(app, settings, clickhouse, product, metrics.activations_emitted)
     api = worker_api(clickhouse, settings, product, lambda: state.assigned and lag.reachable)
     metrics.serve(api)

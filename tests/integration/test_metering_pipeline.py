@@ -181,3 +181,59 @@ def test_a_worker_killed_mid_stream_leaves_quantities_equal_to_the_raw_events(
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "equal a recomputation" in result.stdout
+
+
+@pytest.mark.timeout(300)
+def test_events_committed_past_without_being_handed_over_are_stored_and_metered(
+    stack: Stack, collector: Service
+) -> None:
+    """faust can commit an offset whose message the worker never saw (around a rebalance it
+    skips and acks the old generation's messages); here the group's offset is moved past three
+    events by hand, and the worker must read them from Kafka all the same."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    from schemas import EnrichedEvent
+
+    bootstrap = stack.env["USAGE_STREAM_KAFKA_BOOTSTRAP"]
+    topic = stack.env["USAGE_STREAM_EVENTS_TOPIC"]
+    rng = random.Random(14)
+    now = datetime.now(UTC)
+    start, to = now - timedelta(hours=1), now + timedelta(minutes=1)
+    calls = [{**api_call(rng, now - timedelta(minutes=5)), "properties": {"status": 200}}
+             for _ in range(6)]  # fmt: skip
+    opening, hidden, closing = calls[:2], calls[2:5], calls[5:]
+    worker = stack.service("worker").start()
+    try:
+        post(collector, stack.write_key, opening)
+        wait_until(lambda: quantity(worker, stack.read_key, "api_calls", start, to) == 2)
+    finally:
+        worker.stop()
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    sent = []
+    for call in hidden:
+        event = EnrichedEvent.model_validate(
+            {**call, "tenant": stack.tenant, "account": call["groupId"], "receivedAt": now}
+        )
+        key = event.partition_key.encode()
+        sent.append(producer.send(topic, key=key, value=event.to_kafka()).get(30))
+    producer.close()
+    [partition] = {s.partition for s in sent}  # one account: one partition
+    group = stack.env["USAGE_STREAM_CONSUMER_GROUP"]
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer.commit(
+        {TopicPartition(topic, partition): OffsetAndMetadata(sent[-1].offset + 1, "", -1)}
+    )
+    consumer.close()
+
+    worker = stack.service("worker").start()
+    try:
+        post(collector, stack.write_key, closing)
+        wait_until(lambda: quantity(worker, stack.read_key, "api_calls", start, to) == 6, 60)
+        ids = [c["messageId"] for c in hidden]
+        query = urlencode({"message_id": ids}, doseq=True)
+        status, rows = http("GET", f"{worker.url}/v1/events?{query}", None, bearer(stack.read_key))
+        assert status == 200 and sorted(r["message_id"] for r in rows) == sorted(ids)
+    finally:
+        worker.stop()

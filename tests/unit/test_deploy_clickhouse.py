@@ -35,7 +35,8 @@ def rows(sql):
 
 def local(statement):
     statement = statement.replace(" ON CLUSTER '{cluster}'", "")
-    return re.sub(r"ReplicatedMergeTree\('[^']*', '[^']*'\)", "MergeTree", statement)
+    # ReplicatedXMergeTree('path', 'replica'[, args]) -> XMergeTree([args])
+    return re.sub(r"Replicated(\w*)MergeTree\('[^']*', '[^']*'(?:, )?", r"\1MergeTree(", statement)
 
 s.query("CREATE DATABASE single")
 s.query("USE single")
@@ -148,8 +149,8 @@ def test_each_table_is_read_and_written_through_a_distributed_table() -> None:
         assert distributed, table
         local = re.search(
             rf"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER '{{cluster}}'.*?"
-            rf"ENGINE = ReplicatedMergeTree\('/clickhouse/tables/{{shard}}/{{database}}/"
-            rf"{table}_local', '{{replica}}'\)",
+            rf"ENGINE = Replicated(?:Replacing)?MergeTree\("
+            rf"'/clickhouse/tables/{{shard}}/{{database}}/{table}_local', '{{replica}}'[,)]",
             text,
             flags=re.DOTALL,
         )
