@@ -148,7 +148,8 @@ def install_activation_agent(
         The state knows the last offset it applied, so a hole is visible, and the log has it.
         A partition with nothing applied yet begins where the group's offsets begin.
         """
-        applied = {m.partition: engine.applied_through(state_view, m.partition) for m in messages}
+        partitions = {m.partition for m in messages}
+        applied = {p: engine.applied_through(state_view, p) for p in partitions}
         next_unread = {p: through + 1 for p, through in applied.items() if through >= 0}
         complete = await asyncio.to_thread(
             with_missing, config.bootstrap, config.events_topic, messages, next_unread
