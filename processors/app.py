@@ -81,14 +81,9 @@ def dead_letter_headers(rejected: Rejected) -> list[tuple[str, bytes]]:
     ]
 
 
-def build_app(
-    config: AppConfig,
-    store: EventStore,
-    processors: Sequence[Processor],
-    state: WorkerState,
-    progress: Progress,
-) -> faust.App:
-    app = faust.App(
+def faust_app(config: AppConfig) -> faust.App:
+    """The worker's faust app, without agents: raw bytes in and out, offsets by hand."""
+    return faust.App(
         config.app_id,
         broker=[f"kafka://{host}" for host in config.bootstrap.split(",")],
         web_enabled=False,
@@ -104,6 +99,16 @@ def build_app(
         broker_heartbeat_interval=min(3.0, config.session_timeout / 3),
         producer_acks=-1,
     )
+
+
+def build_app(
+    config: AppConfig,
+    store: EventStore,
+    processors: Sequence[Processor],
+    state: WorkerState,
+    progress: Progress,
+) -> faust.App:
+    app = faust_app(config)
     events = app.topic(config.events_topic, key_type=bytes, value_type=bytes, internal=False)
     invalid = app.topic(config.invalid_topic, key_type=bytes, value_type=bytes, internal=False)
 

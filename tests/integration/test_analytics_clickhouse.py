@@ -24,6 +24,7 @@ from processors.read_api import create_read_api
 from schemas import EnrichedEvent
 from schemas.activation import Features
 from schemas.config import parse_config
+from tests.unit.test_activation_engine import StatesView
 
 pytestmark = pytest.mark.integration
 
@@ -195,7 +196,7 @@ def test_activations_and_cohorts_on_a_known_data_set(clickhouse: ClickHouse) -> 
     decided: dict[bytes, bytes] = {}
     stream = deliveries(events)
     for i in range(0, len(stream), 17):
-        decisions = engine.process(stream[i : i + 17], _View(states), decided)
+        decisions = engine.process(stream[i : i + 17], StatesView(states), decided)
         store.write(decisions.outcomes, decisions.starts)
         store.write(decisions.outcomes, decisions.starts)  # a retry writes nothing twice
         for o in decisions.outcomes:
@@ -261,14 +262,3 @@ def test_activations_and_cohorts_on_a_known_data_set(clickhouse: ClickHouse) -> 
                         headers={"Authorization": "Bearer rk-acme"})  # fmt: skip
     assert answer.status_code == 404
     assert client.get("/v1/activations").status_code == 401
-
-
-class _View:
-    def __init__(self, states: dict[bytes, bytes]) -> None:
-        self._states = states
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._states.get(key)
-
-    def items(self) -> list[tuple[bytes, bytes]]:
-        return list(self._states.items())

@@ -15,19 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
+from processors.app import AppConfig, faust_app
 from processors.batch import Processor, RawMessage, run_batch
 from processors.clickhouse import open_clickhouse
 from processors.event_store import ClickHouseEventStore
 from processors.feature_usage import FeatureUsageProcessor
 from processors.metering import MeteringProcessor
 from schemas.config import load_config
+from usage_stream.bench.copier import group_consumer
 
 
 async def process(
@@ -40,16 +39,7 @@ async def process(
         MeteringProcessor(clickhouse, product),
         FeatureUsageProcessor(clickhouse, product.features),
     ]
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    consumer, stop = group_consumer(bootstrap, topic, group)
     await consumer.start()
     try:
         while not stop.is_set():
@@ -73,17 +63,12 @@ def faust_alone(
     import faust
 
     Path(datadir).mkdir(parents=True, exist_ok=True)
-    # The worker's settings (processors.app.build_app) that bear on consuming.
-    app = faust.App(
-        group,
-        broker=[f"kafka://{host}" for host in bootstrap.split(",")],
-        web_enabled=False,
-        key_serializer="raw",
-        value_serializer="raw",
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
-        datadir=datadir,  # faust's own files, not in the working directory
-    )
+    # The worker's own app (processors.app.faust_app), with one agent that does nothing.
+    config = AppConfig(
+        app_id=group, bootstrap=bootstrap, events_topic=topic, invalid_topic="",
+        batch_size=batch_size, batch_seconds=seconds, datadir=datadir,
+    )  # fmt: skip
+    app = faust_app(config)
     events = app.topic(topic, key_type=bytes, value_type=bytes, internal=False)
 
     @app.agent(events)

@@ -34,12 +34,11 @@ ENGINE = MergeTree ORDER BY (kafka_partition, kafka_offset)
 COLUMNS = ["kafka_partition", "kafka_offset", "key", "value"]
 
 
-async def copy(
-    bootstrap: str, topic: str, group: str, dsn: str, batch_size: int, batch_seconds: float
-) -> int:
-    """Copy until SIGTERM or SIGINT; returns how many messages were copied."""
-    client = connect(dsn, "bench_copier")
-    client.command(TABLE)
+def group_consumer(
+    bootstrap: str, topic: str, group: str
+) -> tuple[AIOKafkaConsumer, asyncio.Event]:
+    """A consumer in `group` that commits by hand, from the earliest offset, and the event that
+    SIGTERM or SIGINT sets to stop it. Call from the running event loop."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -48,9 +47,18 @@ async def copy(
         auto_offset_reset="earliest",
     )
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    return consumer, stop
+
+
+async def copy(
+    bootstrap: str, topic: str, group: str, dsn: str, batch_size: int, batch_seconds: float
+) -> int:
+    """Copy until SIGTERM or SIGINT; returns how many messages were copied."""
+    client = connect(dsn, "bench_copier")
+    client.command(TABLE)
+    consumer, stop = group_consumer(bootstrap, topic, group)
     copied = 0
     await consumer.start()
     try:

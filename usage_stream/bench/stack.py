@@ -11,15 +11,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from usage_stream.bench.procstat import Usage
 from usage_stream.localstack import LocalBroker
-from usage_stream.stack import EXAMPLE_CONFIG, terminate
+from usage_stream.stack import EXAMPLE_CONFIG, terminate, wait_ready
 
 # One tenant per kind of load, so each phase's events are told apart in ClickHouse: the
 # pre-loaded topic, the sustained end-to-end run, freshness at half load, and flat out.
@@ -62,17 +59,11 @@ class Process:
             raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{tail}")
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check()
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"{self.name} not ready within {timeout:.0f}s; see {self.log_file}")
+        try:
+            wait_ready(self.url, self.popen, self.log_file, timeout)
+        except RuntimeError:
+            self.check()  # it exited: say so with the end of its log
+            raise
 
     def stop(self, timeout: float = 30.0) -> None:
         self.usage.sample()  # the peak RSS is readable only while it runs
