@@ -33,12 +33,13 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 
-# Reinstall only when the dependencies changed.
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# Reinstall only when the dependencies (the server's or the SDK's) changed.
+stamp=.venv/.installed-$(cat pyproject.toml sdk/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   echo "installing Python packages into .venv …"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  # one call, so pip takes the usage-stream-sdk the server depends on from ./sdk, not an index
+  .venv/bin/pip install -q -e ./sdk -e '.[dev]'
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 

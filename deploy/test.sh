@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Every check: lint, types, unit tests and integration tests against a real Kafka broker and chDB.
+# Every check: the SDK on its own, lint, types, unit tests and integration tests against a real
+# Kafka broker and chDB.
 # The tests start one broker for the session and stop it when they end, whatever the outcome.
 # Arguments go to pytest (e.g. -k collector, -m "not integration").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/setup.sh
+bash deploy/test-sdk.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

@@ -18,16 +18,12 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.filters import EventName, Filters, Name, PropertyName, filters_match
 from schemas.zones import ZoneName
 
 # A rule whose window opens at the subject's first event of any kind, whatever its name.
 FIRST_EVENT = "$first_event"
 MAX_CONDITIONS = 20
-
-Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-EventName = Annotated[str, Field(min_length=1, max_length=255)]
-PropertyName = Annotated[str, Field(min_length=1, max_length=255)]
-FilterValue = str | int | float | bool
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
@@ -51,29 +47,15 @@ def _as_text(value: timedelta) -> str:
 Duration = Annotated[timedelta, BeforeValidator(_duration), PlainSerializer(_as_text)]
 
 
-def same(actual: Any, wanted: FilterValue) -> bool:
-    """JSON equality that keeps true apart from 1 (Python would not)."""
-    if isinstance(actual, bool) or isinstance(wanted, bool):
-        return actual is wanted
-    return bool(actual == wanted)
-
-
 class _Matcher(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event: EventName
-    # property → required value, or list of accepted values; all must match
-    filters: dict[PropertyName, FilterValue | list[FilterValue]] = Field(default_factory=dict)
+    filters: Filters = Field(default_factory=dict)
     times: int = Field(default=1, ge=1, le=10_000)
 
     def matches(self, event: str, properties: dict[str, Any]) -> bool:
-        if event != self.event:
-            return False
-        for name, wanted in self.filters.items():
-            accepted = wanted if isinstance(wanted, list) else [wanted]
-            if name not in properties or not any(same(properties[name], a) for a in accepted):
-                return False
-        return True
+        return event == self.event and filters_match(self.filters, properties)
 
 
 class Condition(_Matcher):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from datetime import timedelta
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from schemas.activation import Activation, Features
 from schemas.meters import Meter
 from schemas.zones import ZoneName
+
+# The commented example: every field, the demo's meters and rules. Shipped as package data, so
+# `usage-stream up` and the bench find it in any installation, not only in a checkout.
+EXAMPLE_CONFIG = Path(str(files("schemas").joinpath("usage-stream.example.toml")))
 
 
 class Billing(BaseModel):

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-PropertyName = Annotated[str, Field(min_length=1, max_length=255)]
-FilterValue = str | int | float | bool
+from schemas.filters import EventName, Filters, Name, PropertyName, filters_match
 
 # unique_count over distinct users instead of a property's values
 DISTINCT_USERS = "$user"
@@ -35,9 +33,8 @@ class Meter(BaseModel):
     name: Name
     description: str = ""
     unit: str = Field(default="", max_length=64)
-    event: Annotated[str, Field(min_length=1, max_length=255)]
-    # property → required value, or list of accepted values; all must match
-    filters: dict[PropertyName, FilterValue | list[FilterValue]] = Field(default_factory=dict)
+    event: EventName
+    filters: Filters = Field(default_factory=dict)
     aggregation: Aggregation
     # the property aggregated (sum, min, max, latest, unique_count), or "$user" for unique_count
     value: PropertyName | None = None
@@ -63,15 +60,4 @@ class Meter(BaseModel):
     def matches(self, event: str, properties: dict[str, Any]) -> bool:
         if event != self.event and not (self.event == ANY_EVENT and event):
             return False
-        for name, wanted in self.filters.items():
-            accepted = wanted if isinstance(wanted, list) else [wanted]
-            if name not in properties or not any(_same(properties[name], a) for a in accepted):
-                return False
-        return True
-
-
-def _same(actual: Any, wanted: FilterValue) -> bool:
-    """JSON equality that keeps true apart from 1 (Python would not)."""
-    if isinstance(actual, bool) or isinstance(wanted, bool):
-        return actual is wanted
-    return bool(actual == wanted)
+        return filters_match(self.filters, properties)

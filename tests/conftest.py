@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from processors.clickhouse import ClickHouse, open_clickhouse
-from tests.harness import Service, free_port
-from usage_stream.localstack import LocalBroker
-from usage_stream.stack import EXAMPLE_CONFIG
-from usage_stream.topics import ensure_topics
+from ingest.topics import ensure_topics
+from processors.storage.clickhouse import ClickHouse, open_clickhouse
+from schemas.config import EXAMPLE_CONFIG
+from tests.harness import Service
+from usage_stream.broker import LocalBroker
+from usage_stream.stack import free_port
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from processors.clickhouse import ClickHouse, open_clickhouse
+from processors.storage.clickhouse import ClickHouse, open_clickhouse
 from schemas.config import ConfigError, ProductConfig, load_config
+from schemas.settings import Settings
 from usage_stream.progress import ProgressBar
-from usage_stream.settings import Settings
 
 
 def _moment(text: str) -> datetime:
@@ -65,7 +65,7 @@ def _config(settings: Settings, meters: list[str] | None) -> ProductConfig:
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     config = _config(settings, args.meter)
     clickhouse = _open(settings)
-    from processors.recompute import backfill
+    from processors.metering.recompute import backfill
 
     written = backfill(
         clickhouse, config, args.start, args.to, args.tenant, ProgressBar("backfill")
@@ -79,7 +79,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     config = _config(settings, args.meter)
     clickhouse = _open(settings)
-    from processors.recompute import reconcile
+    from processors.metering.recompute import reconcile
 
     differences = reconcile(
         clickhouse, config, args.start, args.to, args.tenant, ProgressBar("reconcile")

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from usage_stream.settings import Settings
+from schemas.settings import Settings
 
 
 def _settings() -> Settings:
@@ -59,21 +59,21 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_collector(args: argparse.Namespace) -> int:
-    from usage_stream.processes import run_collector
+    from ingest.process import run_collector
 
     run_collector(_settings())
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from usage_stream.processes import run_worker
+    from processors.worker.process import run_worker
 
     run_worker(_settings())
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from processors.clickhouse import connect, migrate
+    from processors.storage.clickhouse import connect, migrate
 
     settings = _settings()
     client = connect(
@@ -87,7 +87,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:
-    from usage_stream.localstack import fetch_jars
+    from usage_stream.broker import fetch_jars
     from usage_stream.stack import local_broker
 
     settings = _settings()
@@ -130,9 +130,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from schemas.config import ConfigError, load_config
+    from schemas.config import EXAMPLE_CONFIG, ConfigError, load_config
     from usage_stream.bench import BenchOptions, run_bench
-    from usage_stream.stack import EXAMPLE_CONFIG
 
     config = Path(args.config) if args.config else EXAMPLE_CONFIG
     try:
@@ -202,7 +201,7 @@ def parser() -> argparse.ArgumentParser:
 
     _add_bench(sub)
 
-    from usage_stream.bench_activation import add_command as add_bench_activation
+    from usage_stream.bench.activation import add_command as add_bench_activation
 
     add_bench_activation(sub)
 
@@ -274,7 +273,7 @@ def _add_bench(sub: Any) -> None:
         "--config",
         metavar="FILE",
         help="the product config (meters, features, activation rules) the worker runs"
-        " (deploy/usage-stream.example.toml)",
+        " (schemas/usage-stream.example.toml)",
     )
     bench.set_defaults(func=cmd_bench)
 

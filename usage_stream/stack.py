@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,14 +17,14 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
+from ingest.topics import ensure_topics
+from schemas.config import EXAMPLE_CONFIG
+from schemas.settings import Settings
 from usage_stream import demo
-from usage_stream.localstack import LocalBroker
-from usage_stream.settings import Settings
-from usage_stream.topics import ensure_topics
+from usage_stream.broker import LocalBroker
 
 log = logging.getLogger(__name__)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "usage-stream.example.toml"
 
 
 def local_broker(settings: Settings) -> LocalBroker:
@@ -35,6 +36,13 @@ def local_broker(settings: Settings) -> LocalBroker:
 
 def _is_local(settings: Settings) -> bool:
     return urlsplit(f"//{settings.kafka_bootstrap.split(',')[0]}").hostname in LOCAL_HOSTS
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now, for a private broker or process."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log_file: Path, timeout: float) -> None:

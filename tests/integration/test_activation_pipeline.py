@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import pytest
 from kafka import KafkaConsumer
 
-from processors.activation_state import outcome_id
+from processors.activation.rules import outcome_id
 from tests.conftest import Stack
 from tests.harness import Service, basic, bearer, http, wait_until
 

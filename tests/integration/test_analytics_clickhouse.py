@@ -13,18 +13,19 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from processors.activation_engine import ActivationEngine
-from processors.activation_store import ClickHouseActivationStore
-from processors.analytics_api import analytics_router
-from processors.clickhouse import ClickHouse
-from processors.event_store import ClickHouseEventStore, Delivery
-from processors.feature_query import Window, usage
-from processors.feature_usage import FeatureUsageProcessor
-from processors.read_api import create_read_api
+from processors.activation.engine import ActivationEngine
+from processors.activation.store import ClickHouseActivationStore
+from processors.api.app import create_read_api
+from processors.features.processor import FeatureUsageProcessor
+from processors.features.query import usage
+from processors.model import Delivery
+from processors.storage.clickhouse import ClickHouse
+from processors.storage.events import ClickHouseEventStore
+from processors.windows import FeatureWindow
 from schemas import EnrichedEvent
 from schemas.activation import Features
 from schemas.config import parse_config
-from tests.unit.test_activation_engine import StatesView
+from tests.unit.processors.activation.test_engine import StatesView
 
 pytestmark = pytest.mark.integration
 
@@ -69,10 +70,13 @@ def test_counters_are_exact_per_minute_hour_and_day_and_count_once(
     counted = [e for e in events if e.account and e.event != "signed_up"]
     zone = ZoneInfo("America/New_York")
     for window, cut in (
-        (Window.MINUTE, lambda t: t.replace(second=0, microsecond=0)),
-        (Window.HOUR, lambda t: t.astimezone(zone).replace(minute=0, second=0, microsecond=0)),
+        (FeatureWindow.MINUTE, lambda t: t.replace(second=0, microsecond=0)),
         (
-            Window.DAY,
+            FeatureWindow.HOUR,
+            lambda t: t.astimezone(zone).replace(minute=0, second=0, microsecond=0),
+        ),
+        (
+            FeatureWindow.DAY,
             lambda t: t.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0),
         ),
     ):
@@ -84,12 +88,15 @@ def test_counters_are_exact_per_minute_hour_and_day_and_count_once(
             users_of[key].add(e.user_id)
         rows = usage(clickhouse, "acme", START - timedelta(days=1), START + timedelta(days=12),
                      window, "America/New_York")  # fmt: skip
-        assert {(r.window_start, r.account, r.feature): r.events for r in rows} == events_of
-        assert {(r.window_start, r.account, r.feature): r.users for r in rows} == {
-            k: len(v) for k, v in users_of.items()
-        }
+        starts = [datetime.fromisoformat(r.window_start) for r in rows]
+        assert {
+            (start, r.account, r.feature): r.events for start, r in zip(starts, rows, strict=True)
+        } == events_of
+        assert {
+            (start, r.account, r.feature): r.users for start, r in zip(starts, rows, strict=True)
+        } == {k: len(v) for k, v in users_of.items()}
     # distinct users over a whole range are distinct over the range, not a sum per minute
-    [total] = usage(clickhouse, "acme", START, START + timedelta(days=12), Window.TOTAL,
+    [total] = usage(clickhouse, "acme", START, START + timedelta(days=12), FeatureWindow.TOTAL,
                     accounts=["acct-2"], features=["dashboard_viewed"])  # fmt: skip
     chosen = [e for e in counted if e.account == "acct-2" and e.event == "dashboard_viewed"]
     assert (total.events, total.users) == (len(chosen), len({e.user_id for e in chosen}))
@@ -98,10 +105,7 @@ def test_counters_are_exact_per_minute_hour_and_day_and_count_once(
 def client_for(clickhouse: ClickHouse, config_data: dict[str, Any]) -> TestClient:
     config = parse_config(config_data)
     keys = {"rk-acme": "acme", "rk-globex": "globex"}
-    from processors.auth import read_key_tenant
-
-    router = analytics_router(clickhouse, config, read_key_tenant(keys))
-    return TestClient(create_read_api(clickhouse, keys, lambda: True, routers=[router]))
+    return TestClient(create_read_api(clickhouse, config, keys, lambda: True))
 
 
 def get(client: TestClient, path: str, key: str = "rk-acme", **params: Any) -> Any:
@@ -201,7 +205,7 @@ def test_activations_and_cohorts_on_a_known_data_set(clickhouse: ClickHouse) -> 
         store.write(decisions.outcomes, decisions.starts)  # a retry writes nothing twice
         for o in decisions.outcomes:
             decided[o.key] = o.encode()
-        for _, key, value in [*decisions.states, *decisions.marks]:
+        for _, key, value in [*decisions.states, *decisions.clocks]:
             states.pop(key, None) if value is None else states.__setitem__(key, value)
     client = client_for(clickhouse, config)
 

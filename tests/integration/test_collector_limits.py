@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from usage_stream_sdk import Client
 
-from ingest.sdk import Client
 from tests.conftest import Stack
 from tests.harness import Service, basic, http
 from tests.integration.topic_reader import message_ids

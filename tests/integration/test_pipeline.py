@@ -12,7 +12,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from tests.conftest import Stack
-from tests.harness import Service, basic, bearer, free_port, http, wait_until
+from tests.harness import Service, basic, bearer, http, wait_until
+from usage_stream.stack import free_port
 
 pytestmark = pytest.mark.integration
 

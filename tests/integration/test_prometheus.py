@@ -16,11 +16,12 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from processors.lag import ConsumerLagProbe
+from ingest.topics import ensure_topics
+from processors.worker.lag import ConsumerLagProbe
 from tests.conftest import Stack
-from tests.harness import Service, basic, free_port, http, wait_until
-from usage_stream.localstack import LocalBroker
-from usage_stream.topics import ensure_topics
+from tests.harness import Service, basic, http, wait_until
+from usage_stream.broker import LocalBroker
+from usage_stream.stack import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from usage_stream_sdk import Client
 
-from ingest.sdk import Client
+from ingest.topics import ensure_topics
 from tests.conftest import Stack
-from tests.harness import Service, free_port, wait_until
+from tests.harness import Service, wait_until
 from tests.integration.test_sdk_delivery import stored_ids
-from usage_stream.localstack import LocalBroker
-from usage_stream.topics import ensure_topics
+from usage_stream.broker import LocalBroker
+from usage_stream.stack import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from usage_stream_sdk import Client, Failure, FailureKind
 
-from ingest.sdk import Client, Failure, FailureKind, KafkaTransport
+from ingest import KafkaTransport
 from tests.conftest import Stack
-from tests.harness import Service, basic, bearer, free_port, http, wait_until
+from tests.harness import Service, basic, bearer, http, wait_until
 from tests.integration.topic_reader import message_ids, read_topic
+from usage_stream.stack import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,7 +104,7 @@ def run_script(body: str, *args: str, timeout: float = 120) -> subprocess.Comple
 
 FORK = """
     import dataclasses, json, os, sys
-    from ingest.sdk import Client
+    from usage_stream_sdk import Client
 
     client = Client(sys.argv[1], sys.argv[2], flush_interval=0.05)
     before = client.track("user-1", "before_fork").message_id  # the sender thread is running
@@ -143,7 +145,7 @@ def test_after_fork_parent_and_child_each_deliver_their_own_events(
 
 EXIT = """
     import sys
-    from ingest.sdk import Client
+    from usage_stream_sdk import Client
 
     def lost(failure):
         print(f"LOST {failure.kind.value} {len(failure.messages)}", file=sys.stderr, flush=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,21 +15,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from ingest.collector import create_collector
 from ingest.metrics import CollectorMetrics
 from ingest.sink import InMemoryEventSink
-from processors.app import WorkerState
-from processors.batch import BatchResult, RawMessage, Rejected, run_batch
-from processors.clickhouse import ClickHouse
-from processors.event_store import Delivery, InMemoryEventStore
-from processors.lag import lag_of
-from processors.metrics import WorkerMetrics
+from processors.model import Delivery, RawMessage, Rejected
+from processors.storage.clickhouse import ClickHouse
+from processors.storage.events import InMemoryEventStore
+from processors.worker.app import WorkerState
+from processors.worker.batch import BatchResult, run_batch
+from processors.worker.lag import lag_of
+from processors.worker.metrics import WorkerMetrics
 from schemas import EnrichedEvent
+from tests.harness import basic
 
 KEYS = {"wk_acme": "acme", "wk_beta": "beta"}
 C = "usage_stream_collector"
 W = "usage_stream_worker"
-
-
-def basic(key: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
 
 def event(i: int = 1, **fields: object) -> dict[str, object]:

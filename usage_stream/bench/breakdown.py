@@ -19,12 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from processors.app import AppConfig, faust_app
-from processors.batch import Processor, RawMessage, run_batch
-from processors.clickhouse import open_clickhouse
-from processors.event_store import ClickHouseEventStore
-from processors.feature_usage import FeatureUsageProcessor
-from processors.metering import MeteringProcessor
+from processors.features.processor import FeatureUsageProcessor
+from processors.metering.processor import MeteringProcessor
+from processors.model import RawMessage
+from processors.storage.clickhouse import open_clickhouse
+from processors.storage.events import ClickHouseEventStore
+from processors.worker.app import AppConfig, faust_app
+from processors.worker.batch import Processor, run_batch
 from schemas.config import load_config
 from usage_stream.bench.copier import group_consumer
 
@@ -63,7 +64,7 @@ def faust_alone(
     import faust
 
     Path(datadir).mkdir(parents=True, exist_ok=True)
-    # The worker's own app (processors.app.faust_app), with one agent that does nothing.
+    # The worker's own app (processors.worker.app.faust_app), with one agent that does nothing.
     config = AppConfig(
         app_id=group, bootstrap=bootstrap, events_topic=topic, invalid_topic="",
         batch_size=batch_size, batch_seconds=seconds, datadir=datadir,

@@ -17,7 +17,7 @@ import sys
 
 from aiokafka import AIOKafkaConsumer
 
-from processors.clickhouse import connect
+from processors.storage.clickhouse import connect
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS copied

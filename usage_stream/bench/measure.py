@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from usage_stream.bench.offsets import Progress
+from usage_stream.bench.offsets import OffsetSample
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def per_second(events: float, seconds: float) -> float:
 
 
 def consumed_rate(
-    samples: Sequence[tuple[Progress, dict[str, float]]], total: int, high: float = 0.9
+    samples: Sequence[tuple[OffsetSample, dict[str, float]]], total: int, high: float = 0.9
 ) -> tuple[float, float, CpuWindow, int]:
     """Steady-state consumption, from the first commit (the consumer has joined its group,
     fetched and written a batch: start-up is behind it) to the first reading at or past `high`
@@ -49,7 +49,7 @@ def consumed_rate(
     return per_second(events, seconds), seconds, CpuWindow.between(start[1], end[1]), events
 
 
-def lag_slope(samples: Sequence[Progress]) -> float:
+def lag_slope(samples: Sequence[OffsetSample]) -> float:
     """Least-squares growth of the consumer lag in messages per second (0 for < 2 samples)."""
     if len(samples) < 2:
         return 0.0

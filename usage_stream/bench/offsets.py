@@ -11,7 +11,7 @@ from kafka.errors import KafkaError
 
 
 @dataclass(frozen=True)
-class Progress:
+class OffsetSample:
     at: float  # time.monotonic() of the reading
     end: int  # messages in the topic (sum of log-end offsets)
     committed: int  # messages the group has committed (sum of committed offsets)
@@ -42,17 +42,17 @@ class GroupOffsets:
         )
         return sum(int(o.offset) for o in found.values())
 
-    def read(self, group: str) -> Progress:
+    def read(self, group: str) -> OffsetSample:
         """Where `group` stands; while its coordinator is not found yet (a new group, the
         offsets topic still being created) the last reading, or nothing committed."""
         end = self.end()
         try:
             offsets = self._admin.list_group_offsets({group: self._partitions}).get(group, {})
         except KafkaError:
-            return Progress(time.monotonic(), end, self._last.get(group, 0))
+            return OffsetSample(time.monotonic(), end, self._last.get(group, 0))
         committed = sum(max(0, int(meta.offset)) for meta in offsets.values())
         self._last[group] = committed
-        return Progress(time.monotonic(), end, committed)
+        return OffsetSample(time.monotonic(), end, committed)
 
     def start_at_end(self, group: str) -> None:
         """Commit the log end for `group` (which must have no members yet), so a consumer that

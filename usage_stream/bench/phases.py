@@ -15,8 +15,8 @@ from kafka import KafkaProducer
 from usage_stream.bench.events import EventSource
 from usage_stream.bench.loadgen import LoadResult
 from usage_stream.bench.measure import CpuWindow, consumed_rate, lag_slope, per_second
-from usage_stream.bench.offsets import GroupOffsets, Progress
-from usage_stream.bench.stack import PRELOAD_TENANT, BenchStack, Process
+from usage_stream.bench.offsets import GroupOffsets, OffsetSample
+from usage_stream.bench.sandbox import PRELOAD_TENANT, BenchStack, Process
 
 Say = Callable[[str], None]
 SAMPLE_SECONDS = 0.25
@@ -59,7 +59,7 @@ class Bench:
             readings["broker"] = cpu_seconds(broker)
         return readings
 
-    def progress(self, group: str) -> Progress:
+    def progress(self, group: str) -> OffsetSample:
         assert self.offsets is not None
         return self.offsets.read(group)
 
@@ -141,7 +141,7 @@ def top_up(bench: Bench, events: int) -> int:
 def consume_all(bench: Bench, process: Process, group: str, total: int, cap: float) -> Phase:
     """Time `process` reading the pre-loaded topic into ClickHouse, for at most `cap` seconds
     once it has started committing (a slow consumer is measured on part of the topic)."""
-    samples: list[tuple[Progress, dict[str, float]]] = []
+    samples: list[tuple[OffsetSample, dict[str, float]]] = []
     deadline = time.monotonic() + cap + 60  # start-up included
     first_commit: float | None = None
     shown = 0.0
@@ -182,7 +182,7 @@ def through_everything(
     what got committed, and how the lag moved over the second half of the run."""
     what = f"{rate:,.0f} events/s" if rate else "flat out"
     bench.say(f"{name}: {what} for {duration:.0f}s through collector, Kafka and worker")
-    samples: list[Progress] = []
+    samples: list[OffsetSample] = []
 
     def watch() -> None:
         samples.append(bench.progress(group))

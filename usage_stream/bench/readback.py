@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from processors.clickhouse import connect
+from processors.storage.clickhouse import connect
 
 
 def freshness(dsn: str, database: str, tenant: str) -> dict[str, Any]:

@@ -13,15 +13,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ingest.topics import ensure_topics
+from schemas.config import EXAMPLE_CONFIG
 from usage_stream.bench import phases
 from usage_stream.bench.offsets import GroupOffsets
 from usage_stream.bench.phases import Bench, Phase
 from usage_stream.bench.procstat import Usage, machine_load
 from usage_stream.bench.profile import Profiler
 from usage_stream.bench.report import table, targets
-from usage_stream.bench.stack import TENANTS, BenchStack
-from usage_stream.stack import EXAMPLE_CONFIG
-from usage_stream.topics import ensure_topics
+from usage_stream.bench.sandbox import TENANTS, BenchStack
 
 
 @dataclass(frozen=True)

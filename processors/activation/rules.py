@@ -1,0 +1,210 @@
+"""One subject's progress toward one activation rule: its window, its matching events, its verdict.
+
+The state is a function of the *set* of events applied: hits are keyed by messageId and the start
+is a minimum, so an event applied twice (a redelivery, an SDK retry) or in another order gives the
+same state. The verdict is where the criteria first hold in event time, not in arrival order, so
+out-of-order events inside the window count and move activated_at to where it really happened.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from schemas import EnrichedEvent
+from schemas.activation import ActivationRule, Condition, Subject
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_IDS = uuid.UUID("6f1b0c8e-7d4a-4c55-9a3e-0d6a7f1f2b10")  # namespace of outcome ids
+MAX_HITS = 5000  # per subject and rule; beyond it the oldest hits are forgotten
+
+
+def millis(moment: datetime) -> int:
+    """Milliseconds since the epoch, exactly (no float rounding)."""
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def moment(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def iso(ms: int) -> str:
+    return moment(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def outcome_id(tenant: str, rule: str, account: str, user: str) -> str:
+    """Deterministic: the same subject and rule always give the same id, so a repeat of an
+    outcome anywhere (topic, ClickHouse, a consumer's store) is recognisable as one."""
+    return uuid.uuid5(_IDS, "\x1f".join((tenant, rule, account, user))).hex
+
+
+def subject_of(rule: ActivationRule, event: EnrichedEvent) -> tuple[str, str] | None:
+    """(account, user) of the subject the event belongs to under `rule`, or None."""
+    if rule.subject is Subject.ACCOUNT:
+        return (event.account, "") if event.account else None
+    user = event.user_id or event.anonymous_id
+    return (event.account, user) if user else None
+
+
+@dataclass(frozen=True)
+class Hit:
+    at: int  # event time, ms since the epoch
+    message_id: str
+    user: str
+    mask: int  # bit i set: the event matches rule.conditions[i]
+
+
+@dataclass
+class SubjectState:
+    partition: int
+    tenant: str
+    rule: str
+    account: str
+    user: str
+    started_at: int | None = None
+    hits: dict[str, Hit] = field(default_factory=dict)
+
+    @property
+    def key(self) -> bytes:
+        return outcome_id(self.tenant, self.rule, self.account, self.user).encode()
+
+    def encode(self) -> bytes:
+        hits = [[h.at, h.message_id, h.user, h.mask] for h in self.hits.values()]
+        return json.dumps(
+            [
+                self.partition,
+                self.tenant,
+                self.rule,
+                self.account,
+                self.user,
+                self.started_at,
+                hits,
+            ],
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> SubjectState:
+        partition, tenant, rule, account, user, started_at, hits = json.loads(raw)
+        state = cls(partition, tenant, rule, account, user, started_at)
+        state.hits = {h[1]: Hit(h[0], h[1], h[2], h[3]) for h in hits}
+        return state
+
+
+class Tally:
+    """Counters of one walk through the window's hits in event-time order."""
+
+    def __init__(self, rule: ActivationRule, zone: ZoneInfo) -> None:
+        self._zone = zone
+        self._conditions: list[Condition] = [*rule.all_of, *rule.any_of]
+        self._all = range(len(rule.all_of))
+        self._any = range(len(rule.all_of), len(self._conditions))
+        self._steps = rule.steps
+        self._first_step = len(self._conditions)
+        self._count = [0] * len(self._conditions)
+        self._days: list[set[date]] = [set() for _ in self._conditions]
+        self._users: list[set[str]] = [set() for _ in self._conditions]
+        self._step = 0  # the next step to complete
+        self._step_count = 0
+
+    def add(self, hit: Hit) -> None:
+        for i, condition in enumerate(self._conditions):
+            if hit.mask >> i & 1:
+                self._count[i] += 1
+                if condition.distinct_days > 1:
+                    self._days[i].add(moment(hit.at).astimezone(self._zone).date())
+                if condition.distinct_users > 1:
+                    self._users[i].add(hit.user)
+        # greedy: the earliest occurrence of each step after the previous one finishes first
+        if self._step < len(self._steps) and hit.mask >> (self._first_step + self._step) & 1:
+            self._step_count += 1
+            if self._step_count >= self._steps[self._step].times:
+                self._step, self._step_count = self._step + 1, 0
+
+    def _met(self, i: int) -> bool:
+        c = self._conditions[i]
+        return (
+            self._count[i] >= c.times
+            and (c.distinct_days <= 1 or len(self._days[i]) >= c.distinct_days)
+            and (c.distinct_users <= 1 or len(self._users[i]) >= c.distinct_users)
+        )
+
+    def done(self) -> bool:
+        return (
+            all(self._met(i) for i in self._all)
+            and (not self._any or any(self._met(i) for i in self._any))
+            and self._step == len(self._steps)
+        )
+
+
+class RuleEvaluator:
+    """Applies events to subjects of one rule and judges them; all times in ms."""
+
+    def __init__(self, rule: ActivationRule, lateness: timedelta, zone: ZoneInfo) -> None:
+        self.rule = rule
+        self.window = rule.window // timedelta(milliseconds=1)
+        self.lateness = lateness // timedelta(milliseconds=1)
+        self._zone = zone
+
+    def mask(self, event: EnrichedEvent) -> int:
+        if event.type != "track":
+            return 0
+        bits = 0
+        for i, condition in enumerate(self.rule.conditions):
+            if condition.matches(event.event, event.properties):
+                bits |= 1 << i
+        return bits
+
+    def opens(self, event: EnrichedEvent) -> bool:
+        if self.rule.starts_at_first_event:
+            return True
+        return event.type == "track" and event.event == self.rule.start
+
+    def apply(
+        self, state: SubjectState, event: EnrichedEvent, at: int, mask: int, opens: bool, floor: int
+    ) -> None:
+        """Fold one event in. `floor`: hits older than this can no longer fall in any window
+        whose start arrives within the allowed lateness, so they are forgotten."""
+        if opens and (state.started_at is None or at < state.started_at):
+            state.started_at = at
+        if mask and event.message_id not in state.hits:
+            state.hits[event.message_id] = Hit(
+                at, event.message_id, event.user_id or event.anonymous_id, mask
+            )
+        deadline = self.deadline(state)
+        keep = [
+            h
+            for h in state.hits.values()
+            if h.at >= floor and (deadline is None or h.at <= deadline)
+        ]
+        if len(keep) > MAX_HITS:
+            keep = sorted(keep, key=lambda h: (h.at, h.message_id))[-MAX_HITS:]
+        if len(keep) != len(state.hits):
+            state.hits = {h.message_id: h for h in keep}
+
+    def deadline(self, state: SubjectState) -> int | None:
+        return None if state.started_at is None else state.started_at + self.window
+
+    def expires_at(self, state: SubjectState) -> int:
+        """When the partition's event time passing this decides the subject: missed if its
+        window is open, forgotten if it never opened (no start can still reach its hits)."""
+        deadline = self.deadline(state)
+        if deadline is not None:
+            return deadline + self.lateness
+        return max((h.at for h in state.hits.values()), default=0) + self.window + self.lateness
+
+    def verdict(self, state: SubjectState) -> Hit | None:
+        """The hit at which the criteria first hold inside the window, in event-time order."""
+        deadline = self.deadline(state)
+        if deadline is None or state.started_at is None:
+            return None
+        inside = [h for h in state.hits.values() if state.started_at <= h.at <= deadline]
+        tally = Tally(self.rule, self._zone)
+        for hit in sorted(inside, key=lambda h: (h.at, h.message_id)):
+            tally.add(hit)
+            if tally.done():
+                return hit
+        return None

@@ -1,0 +1,50 @@
+"""The worker's HTTP side: health, readiness and the tenant-scoped read API over ClickHouse.
+
+With the embedded chDB engine only the process that owns the data directory can read it, so the
+worker, which writes, also answers reads.
+"""
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from processors.api.analytics import analytics_router
+from processors.api.auth import read_key_tenant
+from processors.api.events import events_router
+from processors.api.usage import usage_router
+from processors.storage.clickhouse import ClickHouse
+from schemas.config import ProductConfig
+
+
+def create_read_api(
+    clickhouse: ClickHouse,
+    product: ProductConfig,
+    tenants_by_read_key: Mapping[str, str],
+    ready: Callable[[], bool],
+) -> FastAPI:
+    """Raw events, the usage API and the analytics API, each behind a tenant's read key."""
+    app = FastAPI(title="usage-stream read API", version="1")
+    tenant_of = read_key_tenant(tenants_by_read_key)
+    app.include_router(usage_router(clickhouse, product, tenant_of))
+    app.include_router(analytics_router(clickhouse, product, tenant_of))
+    app.include_router(events_router(clickhouse, tenant_of))
+
+    @app.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="ClickHouse answers and the consumer is running")
+    async def readyz() -> JSONResponse:
+        try:
+            await asyncio.to_thread(clickhouse.query, "SELECT 1", {})
+            answers = True
+        except Exception:  # any failure to answer means not ready
+            answers = False
+        consuming = ready()
+        ok = answers and consuming
+        body = {"ready": ok, "clickhouse": answers, "kafka": consuming}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    return app

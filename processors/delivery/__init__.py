@@ -1,0 +1,1 @@
+"""Every message to the processors, every write until it holds: Kafka gaps filled, retries."""

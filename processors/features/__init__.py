@@ -1,0 +1,1 @@
+"""Feature usage: per-minute counters per account and feature, and the queries over them."""

@@ -1,0 +1,1 @@
+"""Metered quantities: billing calendar, fold, processor, usage query, backfill and reconcile."""

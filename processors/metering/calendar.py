@@ -1,0 +1,48 @@
+"""The billing calendar: months in the billing zone, and when a period becomes final."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from schemas.config import Billing
+
+
+def period_start(moment: datetime, billing: Billing) -> datetime:
+    """The start of the billing month holding `moment`, in the billing zone, as UTC."""
+    local = moment.astimezone(billing.zone)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def period_end(moment: datetime, billing: Billing) -> datetime:
+    local = period_start(moment, billing).astimezone(billing.zone)
+    following = local.replace(year=local.year + local.month // 12, month=local.month % 12 + 1)
+    return following.astimezone(UTC)
+
+
+def final_at(moment: datetime, billing: Billing) -> datetime:
+    """When the period holding `moment` becomes final: its end plus the grace period."""
+    return period_end(moment, billing) + billing.grace
+
+
+def is_final(end: datetime, billing: Billing, now: datetime) -> bool:
+    """A window is final once the billing period of its last instant is."""
+    return now >= final_at(end - timedelta(microseconds=1), billing)
+
+
+class FinalAt:
+    """`final_at`, remembered per local (year, month, fold) in the billing zone: the period's
+    start is that local month's first midnight, so nothing else can change the answer. Zone
+    arithmetic for every event and meter was most of the fold's time."""
+
+    def __init__(self, billing: Billing) -> None:
+        self._billing = billing
+        self._zone = billing.zone
+        self._known: dict[tuple[int, int, int], datetime] = {}
+
+    def __call__(self, moment: datetime) -> datetime:
+        local = moment.astimezone(self._zone)
+        key = (local.year, local.month, local.fold)
+        found = self._known.get(key)
+        if found is None:
+            found = self._known[key] = final_at(moment, self._billing)
+        return found

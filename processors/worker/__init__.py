@@ -1,0 +1,1 @@
+"""The worker process: faust app, batch runner, written offsets, consumer lag, metrics, wiring."""

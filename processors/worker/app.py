@@ -1,0 +1,147 @@
+"""The faust-streaming app: one agent reads `events` in batches and runs every processor on them.
+
+Offsets are acknowledged by hand (`noack_take`), and only once a batch is written everywhere,
+so faust commits nothing that ClickHouse does not hold. Exactness does not rest on faust's
+commit alone: every write is idempotent per Kafka place (see processors.worker.batch), and a batch
+that lacks offsets faust acknowledged without handing them over is completed from Kafka first
+(see processors.worker.written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from processors.delivery.gaps import with_missing
+from processors.delivery.retry import retry_forever
+from processors.model import RawMessage, Rejected, offset_marks
+from processors.storage.events import EventStore
+from processors.worker.batch import BatchResult, Processor, run_batch
+from processors.worker.written import WrittenOffsets
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    app_id: str
+    bootstrap: str
+    events_topic: str
+    invalid_topic: str
+    batch_size: int = 2000
+    batch_seconds: float = 0.25
+    replication_factor: int = 1
+    # how long a dead worker keeps its partitions: a restart after a crash waits this long
+    session_timeout: float = 10.0
+    # faust's own files (table state); under the data directory, not the working directory
+    datadir: str = ".usage-stream/faust"
+
+
+@dataclass
+class WorkerState:
+    """What the worker's readiness and metrics read: is it assigned, what has it done."""
+
+    assigned: bool = False
+    batches: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    failures: int = 0
+    on_batch: list[Callable[[BatchResult, float], None]] = field(default_factory=list)
+    on_failure: list[Callable[[Exception], None]] = field(default_factory=list)
+
+
+def dead_letter_headers(rejected: Rejected) -> list[tuple[str, bytes]]:
+    return [
+        ("reason", rejected.reason.encode()),
+        ("source-partition", str(rejected.message.partition).encode()),
+        ("source-offset", str(rejected.message.offset).encode()),
+    ]
+
+
+def faust_app(config: AppConfig) -> faust.App:
+    """The worker's faust app, without agents: raw bytes in and out, offsets by hand."""
+    return faust.App(
+        config.app_id,
+        broker=[f"kafka://{host}" for host in config.bootstrap.split(",")],
+        web_enabled=False,
+        datadir=config.datadir,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        topic_replication_factor=config.replication_factor,
+        # Commit acked offsets once a second. (broker_commit_every counts messages: at 1 the
+        # consumer committed, and waited for it, after every batch, ~12% of faust's time.)
+        broker_commit_interval=1.0,
+        broker_session_timeout=config.session_timeout,
+        broker_heartbeat_interval=min(3.0, config.session_timeout / 3),
+        producer_acks=-1,
+    )
+
+
+def build_app(
+    config: AppConfig,
+    store: EventStore,
+    processors: Sequence[Processor],
+    state: WorkerState,
+    written: WrittenOffsets,
+) -> faust.App:
+    app = faust_app(config)
+    events = app.topic(config.events_topic, key_type=bytes, value_type=bytes, internal=False)
+    invalid = app.topic(config.invalid_topic, key_type=bytes, value_type=bytes, internal=False)
+
+    def failed(exc: Exception, backoff: float) -> None:
+        state.failures += 1
+        for hook in state.on_failure:
+            hook(exc)
+        log.warning("batch not written, retrying in %.1fs: %r", backoff, exc)
+
+    def complete(messages: list[RawMessage]) -> list[RawMessage]:
+        unwritten = written.first_unwritten(m.partition for m in messages)
+        return with_missing(config.bootstrap, config.events_topic, messages, unwritten)
+
+    async def write(batch: list[RawMessage]) -> BatchResult:
+        messages = await asyncio.to_thread(complete, batch)
+        result = await asyncio.to_thread(run_batch, messages, store, processors)
+        for rejected in result.rejected:
+            sent = await invalid.send(
+                key=rejected.message.key,
+                value=rejected.message.value,
+                headers=dead_letter_headers(rejected),
+            )
+            await sent  # held by Kafka before the source offset may be committed
+        await asyncio.to_thread(written.record, offset_marks(messages))
+        return result
+
+    @app.agent(events)
+    async def sink(stream: Any) -> None:
+        async for batch in stream.noack_take(config.batch_size, within=config.batch_seconds):
+            messages = [
+                RawMessage(e.message.partition, e.message.offset, e.message.key, e.message.value)
+                for e in batch
+            ]
+            started = asyncio.get_running_loop().time()
+            result = await retry_forever(functools.partial(write, messages), failed)
+            for event in batch:
+                await stream.ack(event)
+            state.batches += 1
+            state.stored += result.stored
+            state.duplicates += result.duplicates
+            state.rejected += len(result.rejected)
+            elapsed = asyncio.get_running_loop().time() - started
+            for hook in state.on_batch:
+                hook(result, elapsed)
+
+    async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        state.assigned = True
+
+    # mode types receivers as sync-or-awaitable callables that mypy cannot match to a coroutine
+    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
+
+    return app

@@ -1,0 +1,89 @@
+"""The worker process: faust consuming `events` into every processor, and the read API beside it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+import faust
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from ingest.topics import ensure_topics
+from processors.activation.setup import add_activation
+from processors.api.app import create_read_api
+from processors.features.processor import FeatureUsageProcessor
+from processors.metering.processor import MeteringProcessor
+from processors.storage.clickhouse import open_clickhouse
+from processors.storage.events import ClickHouseEventStore
+from processors.worker.app import AppConfig, WorkerState, build_app
+from processors.worker.batch import Processor
+from processors.worker.lag import ConsumerLagProbe
+from processors.worker.metrics import WorkerMetrics
+from processors.worker.written import ClickHouseWrittenOffsets
+from schemas.config import load_config
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings) -> None:
+    """Faust consumes on the main thread; the read API answers from a thread beside it, on the
+    same ClickHouse client (with chDB, only this process may open the data directory)."""
+    clickhouse = open_clickhouse(
+        settings.clickhouse_dsn,
+        settings.clickhouse_database,
+        settings.clickhouse_password.get_secret_value(),
+    )
+    ensure_topics(
+        settings.kafka_bootstrap,
+        [settings.events_topic, settings.invalid_topic],
+        settings.topic_partitions,
+    )
+    store = ClickHouseEventStore(clickhouse, timedelta(days=settings.dedup_horizon_days))
+    state = WorkerState()
+    metrics = WorkerMetrics(CollectorRegistry())
+    metrics.watch(state, clickhouse)
+    lag = ConsumerLagProbe(
+        settings.kafka_bootstrap,
+        settings.consumer_group,
+        [settings.events_topic],
+        metrics.set_consumer_lag,
+    )
+    config = AppConfig(
+        app_id=settings.consumer_group,
+        bootstrap=settings.kafka_bootstrap,
+        events_topic=settings.events_topic,
+        invalid_topic=settings.invalid_topic,
+        batch_size=settings.sink_batch_size,
+        batch_seconds=settings.sink_batch_seconds,
+        datadir=str(settings.data_dir / "faust"),
+    )
+    product = load_config(settings.config_file)
+    processors: list[Processor] = [
+        MeteringProcessor(clickhouse, product),
+        FeatureUsageProcessor(clickhouse, product.features),
+    ]
+    written = ClickHouseWrittenOffsets(clickhouse, settings.events_topic)
+    app = build_app(config, store, processors, state, written)
+    add_activation(app, settings, clickhouse, product, metrics.activations_emitted)
+    api = create_read_api(
+        clickhouse,
+        product,
+        settings.tenant_for_read_key(),
+        lambda: state.assigned and lag.reachable,
+    )
+    metrics.serve(api)
+    lag.start()
+    server = uvicorn.Server(
+        uvicorn.Config(api, host=settings.worker_host, port=settings.worker_port, log_level="info")
+    )
+    thread = threading.Thread(target=server.run, name="read-api", daemon=True)
+    thread.start()
+    try:
+        faust.Worker(app, loglevel="INFO").execute_from_commandline()
+    finally:
+        server.should_exit = True
+        lag.stop()
+        thread.join(timeout=10)

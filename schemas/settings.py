@@ -1,0 +1,110 @@
+"""All configuration: environment variables prefixed USAGE_STREAM_, validated once, frozen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Defaults run everything on this machine: Kafka on 127.0.0.1:9092, chDB under data_dir."""
+
+    model_config = SettingsConfigDict(env_prefix="USAGE_STREAM_", frozen=True, extra="forbid")
+
+    data_dir: Path = Field(
+        default=Path(".usage-stream"),
+        description="Local state: embedded ClickHouse, the local Kafka broker, logs, pid files.",
+    )
+
+    config_file: Path | None = Field(
+        default=None,
+        description="TOML file with meters and activation rules"
+        " (see schemas/usage-stream.example.toml).",
+    )
+
+    # Kafka
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
+    events_topic: str = "events"
+    invalid_topic: str = "events.invalid"
+    activations_topic: str = Field(
+        default="activations",
+        description="activation outcomes (compacted, partitioned like the events topic)",
+    )
+    topic_partitions: int = Field(default=6, ge=1, le=1024)
+    produce_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # ClickHouse
+    clickhouse_url: str = Field(
+        default="",
+        description="chdb:///path for the embedded engine, or http(s)://user@host:port for a"
+        " server. Empty means chdb:///<data_dir>/clickhouse.",
+    )
+    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_database: str = Field(default="usage_stream", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    # Tenants and their keys: {"acme": "wk_..."}; a write key maps to exactly one tenant.
+    write_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    read_keys: dict[str, SecretStr] = Field(default_factory=dict)
+
+    # Collector
+    collector_host: str = "127.0.0.1"
+    collector_port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=512 * 1024, ge=1024)
+    max_batch_events: int = Field(default=2000, ge=1, description="events in one request")
+    max_event_bytes: int = Field(default=32 * 1024, ge=256, description="one event, as JSON")
+    max_future_seconds: float = Field(
+        default=3600, ge=0, description="event times further ahead are clamped to receivedAt"
+    )
+    rate_limit_events_per_second: float = Field(
+        default=5000, ge=0, description="per write key and collector process; 0 turns it off"
+    )
+    rate_limit_burst: int = Field(default=20000, ge=1, description="events above the rate")
+
+    # Worker
+    worker_host: str = "127.0.0.1"
+    worker_port: int = Field(default=8081, ge=0, le=65535)
+    consumer_group: str = "usage-stream"
+    sink_batch_size: int = Field(default=2000, ge=1)
+    sink_batch_seconds: float = Field(default=0.25, gt=0)
+    dedup_horizon_days: int = Field(default=35, ge=1)
+
+    @field_validator("write_keys", "read_keys")
+    @classmethod
+    def _keys_unique(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        values = [k.get_secret_value() for k in keys.values()]
+        if any(not v for v in values):
+            raise ValueError("keys must not be empty")
+        if len(set(values)) != len(values):
+            raise ValueError("the same key is given to two tenants")
+        return keys
+
+    @model_validator(mode="after")
+    def _event_fits_in_a_body(self) -> Settings:
+        if self.max_event_bytes > self.max_body_bytes:
+            raise ValueError("max_event_bytes must not exceed max_body_bytes")
+        return self
+
+    @model_validator(mode="after")
+    def _write_and_read_keys_differ(self) -> Settings:
+        write = {k.get_secret_value() for k in self.write_keys.values()}
+        if write & {k.get_secret_value() for k in self.read_keys.values()}:
+            raise ValueError("a read key must not also be a write key")
+        return self
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        return self.clickhouse_url or f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    def tenant_for_write_key(self) -> dict[str, str]:
+        """Write key → tenant, the collector's lookup table."""
+        return {key.get_secret_value(): tenant for tenant, key in self.write_keys.items()}
+
+    def tenant_for_read_key(self) -> dict[str, str]:
+        return {key.get_secret_value(): tenant for tenant, key in self.read_keys.items()}
+
+    def masked(self) -> dict[str, Any]:
+        """A dump safe to print or log: secrets appear as '**********'."""
+        return self.model_dump(mode="json")

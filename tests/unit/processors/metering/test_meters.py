@@ -1,0 +1,111 @@
+"""Meter definitions, the config file, billing periods and the per-minute fold, without I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from processors.metering.calendar import final_at, period_end, period_start
+from processors.metering.fold import fold, numeric
+from processors.model import Delivery
+from schemas import EnrichedEvent
+from schemas.config import EXAMPLE_CONFIG, Billing, ConfigError, load_config, parse_config
+
+
+def test_the_example_config_loads_complete() -> None:
+    config = load_config(EXAMPLE_CONFIG)
+    aggregations = {m.aggregation.value for m in config.meters}
+    assert aggregations >= {"count", "sum", "max", "unique_count", "latest"}
+    assert config.billing.timezone == "UTC"
+
+
+def test_every_problem_is_reported_at_once_with_its_place(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        '[billing]\ntimezone = "Mars/Olympus"\n'
+        '[[meters]]\nname = "calls"\nevent = "api_call"\naggregation = "count"\nvalue = "x"\n'
+        '[[meters]]\nname = "calls"\nevent = "api_call"\naggregation = "average"\n'
+        '[[meters]]\nname = "ms"\nevent = "api_call"\naggregation = "sum"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    report = caught.value.report()
+    assert "billing.timezone" in report and "Mars/Olympus" in report
+    assert "meters[0]: Value error, a count meter takes no `value`" in report
+    assert "meters[1].aggregation" in report
+    assert "meters[2]: Value error, a sum meter needs `value`" in report
+    assert len(caught.value.problems) == 4
+
+
+def test_duplicate_names_and_unreadable_files_are_errors(tmp_path: Path) -> None:
+    meter = {"name": "calls", "event": "e", "aggregation": "count"}
+    with pytest.raises(ConfigError, match="calls defined twice"):
+        parse_config({"meters": [meter, meter]})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+    (tmp_path / "broken.toml").write_text("[[meters]\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(tmp_path / "broken.toml")
+    assert load_config(None).meters == []
+
+
+def test_filters_match_json_values_exactly() -> None:
+    [meter] = parse_config(
+        {"meters": [{"name": "m", "event": "e", "aggregation": "count",
+                     "filters": {"ok": True, "code": [200, 201], "plan": "team"}}]}
+    ).meters  # fmt: skip
+    assert meter.matches("e", {"ok": True, "code": 201, "plan": "team", "extra": 1})
+    assert not meter.matches("e", {"ok": 1, "code": 201, "plan": "team"})  # 1 is not true
+    assert not meter.matches("e", {"ok": True, "code": 404, "plan": "team"})
+    assert not meter.matches("e", {"ok": True, "code": 200})
+    assert not meter.matches("other", {"ok": True, "code": 200, "plan": "team"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(3, Decimal(3)), (2.5, Decimal("2.5")), ("0.1", Decimal("0.1")), (0.1, Decimal("0.1")),
+     (True, None), (None, None), ("abc", None), ("NaN", None), ("Infinity", None),
+     (1e40, None), ([1], None), ("1.0000000004", Decimal("1"))],
+)  # fmt: skip
+def test_values_are_decimals_or_skipped(raw: Any, expected: Decimal | None) -> None:
+    assert numeric(raw) == expected
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata", "UTC"])
+def test_billing_periods_are_local_months(zone: str) -> None:
+    billing = Billing(timezone=zone, grace_hours=48)
+    moment = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
+    start, end = period_start(moment, billing), period_end(moment, billing)
+    local_start, local_end = start.astimezone(billing.zone), end.astimezone(billing.zone)
+    assert (local_start.day, local_start.hour, local_start.minute) == (1, 0, 0)
+    assert (local_end.day, local_end.hour, local_end.minute) == (1, 0, 0)
+    assert start <= moment < end
+    assert final_at(moment, billing) == end + timedelta(hours=48)
+
+
+def _event(i: int, **properties: Any) -> Delivery:
+    when = datetime(2026, 3, 1, 12, 0, tzinfo=UTC) + timedelta(seconds=i)
+    event = EnrichedEvent(
+        tenant="t", type="track", message_id=f"m{i}", event="e", account="a",
+        user_id=f"u{i % 2}", properties=properties, timestamp=when, received_at=when,
+    )  # fmt: skip
+    return Delivery(event, 0, i)
+
+
+def test_fold_counts_skips_and_keeps_the_latest_by_event_time() -> None:
+    config = parse_config(
+        {"meters": [{"name": "gb", "event": "e", "aggregation": "latest", "value": "gb"},
+                    {"name": "users", "event": "*", "aggregation": "unique_count",
+                     "value": "$user"}]}
+    )  # fmt: skip
+    deliveries = [_event(5, gb=7), _event(1, gb=9), _event(3, gb="n/a"), _event(2)]
+    partials = {
+        key[1]: partial for key, partial in fold(config, [d.event for d in deliveries]).items()
+    }
+    assert partials["gb"].events == 2 and partials["gb"].skipped == 2
+    assert partials["gb"].latest is not None and partials["gb"].latest[2] == Decimal(7)
+    assert partials["users"].uniq == {"u0", "u1"}

@@ -1,0 +1,237 @@
+"""`usage-stream bench-activation`: how fast an activation follows its qualifying event.
+
+A private stack (its own Kafka broker on free ports and a worker, in a temporary directory):
+each subject's signup and first reports are sent ahead, then the qualifying reports one at a
+time at a steady rate, straight to the `events` topic. For each, from the moment Kafka has
+acknowledged it (the worker can read it from then on, a fetch round-trip away) to its
+activation being on the `activations` topic (the record's timestamp, set by the worker's
+producer) and to a consumer of that topic reading it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+RULE = """
+[activation]
+lateness = "1h"
+[[activation.rules]]
+name = "bench"
+subject = "user"
+start = "signed_up"
+window = "1d"
+all_of = [{ event = "report_created", times = 3 }]
+"""
+
+
+@dataclass(frozen=True)
+class Options:
+    subjects: int = 300
+    rate: float = 20.0  # qualifying events per second
+    partitions: int = 6
+    batch_seconds: float = 0.25
+    keep: bool = False
+
+
+def _event(name: str, user: str, when: datetime, received: datetime) -> Any:
+    from schemas import EnrichedEvent
+
+    return EnrichedEvent(
+        tenant="bench", type="track", message_id=str(uuid.uuid4()), event=name,
+        account=f"acct-{user}", user_id=user, timestamp=when, received_at=received,
+    )  # fmt: skip
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "max": max(values)}
+
+
+class _Watcher(threading.Thread):
+    """Reads the `activations` topic: for each id, the record's timestamp and when it was read."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(daemon=True)
+        from kafka import KafkaConsumer
+
+        self.seen: dict[str, tuple[float, float]] = {}
+        self.stop = threading.Event()
+        self._consumer = KafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=50
+        )
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for records in self._consumer.poll(timeout_ms=100).values():
+                for record in records:
+                    read = time.time()
+                    self.seen[json.loads(record.value)["id"]] = (record.timestamp / 1000, read)
+        self._consumer.close()
+
+
+def run(options: Options) -> dict[str, Any]:
+    from kafka import KafkaProducer
+
+    from ingest.topics import ensure_topics
+    from processors.activation.rules import outcome_id
+    from usage_stream.broker import LocalBroker
+    from usage_stream.stack import free_port, spawn, terminate, wait_ready
+
+    home = Path(tempfile.mkdtemp(prefix="usage-stream-bench-activation-"))
+    broker = LocalBroker(home / "kafka", port=free_port(), controller_port=free_port())
+    print(f"starting a private Kafka broker on {broker.bootstrap} (files in {home}) …", flush=True)
+    broker.start()
+    worker = None
+    try:
+        (home / "rules.toml").write_text(RULE)
+        read_key, port = f"rk_{secrets.token_hex(8)}", free_port()
+        env = {**os.environ, "USAGE_STREAM_DATA_DIR": str(home / "data"),
+               "USAGE_STREAM_KAFKA_BOOTSTRAP": broker.bootstrap,
+               "USAGE_STREAM_TOPIC_PARTITIONS": str(options.partitions),
+               "USAGE_STREAM_CONFIG_FILE": str(home / "rules.toml"),
+               "USAGE_STREAM_READ_KEYS": json.dumps({"bench": read_key}),
+               "USAGE_STREAM_WRITE_KEYS": "{}",
+               "USAGE_STREAM_WORKER_PORT": str(port),
+               "USAGE_STREAM_SINK_BATCH_SECONDS": str(options.batch_seconds)}  # fmt: skip
+        ensure_topics(broker.bootstrap, ["events"], options.partitions)
+        print("starting the worker …", flush=True)
+        worker = spawn("worker", env, home / "worker.log")
+        wait_ready(f"http://127.0.0.1:{port}", worker, home / "worker.log", timeout=180)
+        watcher = _Watcher(broker.bootstrap, "activations")
+        watcher.start()
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=0)
+        now = datetime.now(UTC)
+        users = [f"user-{i}" for i in range(options.subjects)]
+        for i, user in enumerate(users):  # the evidence before the qualifying event
+            start = now - timedelta(hours=1, seconds=i)
+            for name, offset in (("signed_up", 0), ("report_created", 1), ("report_created", 2)):
+                e = _event(name, user, start + timedelta(seconds=offset), now)
+                producer.send("events", key=e.partition_key.encode(), value=e.to_kafka())
+        producer.flush()
+        _wait_stored(port, read_key, 3 * options.subjects)
+        print(f"sending {options.subjects} qualifying events at {options.rate:g}/s …", flush=True)
+        acked: dict[str, float] = {}
+        for user in users:
+            e = _event("report_created", user, datetime.now(UTC), datetime.now(UTC))
+            producer.send("events", key=e.partition_key.encode(), value=e.to_kafka()).get(30)
+            acked[outcome_id("bench", "bench", f"acct-{user}", user)] = time.time()
+            time.sleep(1 / options.rate)
+        deadline = time.monotonic() + 60
+        while len(watcher.seen) < len(acked) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        watcher.stop.set()
+        print("timing feature counters …", flush=True)
+        counters = _feature_freshness(producer, port, read_key)
+        producer.close()
+        on_topic = [watcher.seen[i][0] - t for i, t in acked.items() if i in watcher.seen]
+        read = [watcher.seen[i][1] - t for i, t in acked.items() if i in watcher.seen]
+        if len(on_topic) < 2:
+            raise RuntimeError(f"too few activations arrived; see {home / 'worker.log'}")
+        return {
+            "activations": len(on_topic),
+            "expected": len(acked),
+            "batch_seconds": options.batch_seconds,
+            "on_topic": _percentiles(on_topic),
+            "read": _percentiles(read),
+            "counters": _percentiles(counters),
+        }
+    finally:
+        if worker is not None:
+            terminate(worker)
+        broker.stop()
+        if not options.keep:
+            import shutil
+
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _counted(port: int, read_key: str, account: str, since: datetime) -> bool:
+    query = urllib.parse.urlencode({"from": since.isoformat(), "account": account,
+                                    "to": (since + timedelta(hours=1)).isoformat()})  # fmt: skip
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/features/usage?{query}",
+        headers={"Authorization": f"Bearer {read_key}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return bool(json.load(response))
+
+
+def _feature_freshness(producer: Any, port: int, read_key: str, samples: int = 30) -> list[float]:
+    """From an event acknowledged by Kafka to its feature counter answering in the API."""
+    out = []
+    for i in range(samples):
+        now = datetime.now(UTC)
+        e = _event("export_csv", f"fresh-{i}", now, now)
+        producer.send("events", key=e.partition_key.encode(), value=e.to_kafka()).get(30)
+        sent = time.time()
+        while not _counted(port, read_key, f"acct-fresh-{i}", now - timedelta(minutes=1)):
+            time.sleep(0.02)
+        out.append(time.time() - sent)
+    return out
+
+
+def _wait_stored(port: int, read_key: str, events: int, timeout: float = 120) -> None:
+    """Until the worker has stored the warm-up events (so the measurement starts quiet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/events/counts",
+            headers={"Authorization": f"Bearer {read_key}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            if sum(row["events"] for row in json.load(response)) >= events:
+                return
+        time.sleep(0.5)
+    raise RuntimeError("the worker did not store the warm-up events in time")
+
+
+def report(result: dict[str, Any]) -> str:
+    def line(label: str, p: dict[str, float]) -> str:
+        ms = {k: f"{v * 1000:.0f} ms" for k, v in p.items()}
+        return f"  {label:<48} p50 {ms['p50']:>7}  p95 {ms['p95']:>7}  p99 {ms['p99']:>7}" \
+               f"  max {ms['max']:>7}"  # fmt: skip
+
+    return "\n".join([
+        f"detection latency, {result['activations']} of {result['expected']} activations"
+        f" (worker batch window {result['batch_seconds']:g} s):",
+        line("qualifying event in Kafka → activation on topic", result["on_topic"]),
+        line("qualifying event in Kafka → read by a consumer", result["read"]),
+        "feature counters:",
+        line("event in Kafka → counted in /v1/features/usage", result["counters"]),
+    ])  # fmt: skip
+
+
+def add_command(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench-activation",
+        help="measure activation detection latency on a private local stack",
+        description=(__doc__ or "").split("\n\n", 1)[-1].replace("\n", " "),
+    )
+    bench.add_argument("--subjects", type=int, default=300, help="activations to time (300)")
+    bench.add_argument("--rate", type=float, default=20.0, help="qualifying events per s (20)")
+    bench.add_argument("--partitions", type=int, default=6, help="partitions of `events` (6)")
+    bench.add_argument(
+        "--batch-seconds", type=float, default=0.25, help="worker batch window (0.25, the default)"
+    )
+    bench.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    bench.set_defaults(func=_command)
+
+
+def _command(args: argparse.Namespace) -> int:
+    options = Options(args.subjects, args.rate, args.partitions, args.batch_seconds, args.keep)
+    print(report(run(options)))
+    return 0
