@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import numpy as np
 import orjson
 
 from processors.model import Delivery
 from processors.storage.clickhouse import ClickHouse
+from processors.storage.id_filter import ID_HASH_SQL, IdFilter, id_hashes
 
+# How far before the horizon a filter reaches when it is loaded, so events up to this late (an
+# SDK that was offline, a backlog) still take the fast path.
+LOAD_SLACK = timedelta(days=7)
 COLUMNS = (
     "tenant", "type", "message_id", "event", "account", "user_id", "anonymous_id", "timestamp",
     "original_timestamp", "sent_at", "received_at", "kafka_partition", "kafka_offset",
@@ -28,6 +33,10 @@ class EventStore(Protocol):
         another place are duplicates and are left out. Either every new event is stored or the
         call raises and callers retry the whole batch.
         """
+        ...
+
+    def forget(self) -> None:
+        """Partitions were assigned or revoked: drop what was remembered of any of them."""
         ...
 
 
@@ -69,27 +78,83 @@ def originals(
 
 
 class ClickHouseEventStore:
-    """Dedup by asking the table itself (its by_message_id projection) before inserting.
+    """Dedup by asking the table itself (its by_message_id projection) before inserting, but
+    only about the ids a per-partition Bloom filter of stored ids may hold (see id_filter).
 
     Every copy of an event has the same Kafka key (tenant:account), so all copies land in one
-    partition, which one worker writes at a time: check-then-insert is race-free per id. Ids are
-    looked up only as far back as the dedup horizon reaches from the batch's oldest event.
+    partition, which one worker writes at a time: check-then-insert is race-free per id, and a
+    filter of one partition's stored ids is complete. A filter is loaded from the table the first
+    time its partition appears after an assignment (`forget` drops them all on a rebalance:
+    another worker may have written the partition meanwhile), with every id stored since the
+    horizon plus LOAD_SLACK before now; a batch looking further back (events older than that
+    slack when the filter was loaded) is checked against the table whole, as without filters.
     """
 
-    def __init__(self, clickhouse: ClickHouse, horizon: timedelta = timedelta(days=35)) -> None:
+    def __init__(
+        self,
+        clickhouse: ClickHouse,
+        horizon: timedelta = timedelta(days=35),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._ch = clickhouse
         self._horizon = horizon
+        self._clock = clock
+        self._filters: dict[int, tuple[datetime, IdFilter]] = {}  # partition → (floor, filter)
+        self._stale = False
+
+    def forget(self) -> None:
+        """Drop every filter before the next batch: partitions were assigned or revoked."""
+        self._stale = True
 
     def store(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         if not deliveries:
             return []
-        kept, new = originals(deliveries, self._stored_places(deliveries))
+        if self._stale:
+            self._filters, self._stale = {}, False
+        unique = first_of_each_id(deliveries)
+        hashes = id_hashes(d.key for d in unique)
+        since: datetime = min(d.event.timestamp for d in unique) - self._horizon
+        rows_of: dict[int, list[int]] = {}
+        for i, d in enumerate(unique):
+            rows_of.setdefault(d.partition, []).append(i)
+        self._load(set(rows_of) - set(self._filters), since)
+        maybe = np.ones(len(unique), dtype=np.bool_)
+        for partition, rows in rows_of.items():
+            floor, known = self._filters[partition]
+            if since >= floor:  # else the filter does not reach back that far: ask the table
+                maybe[rows] = known.may_hold(hashes[rows])
+        asked = [d for d, ask in zip(unique, maybe, strict=True) if ask]
+        stored = self._stored_places(asked, since) if asked else {}
+        kept, new = originals(unique, stored)
         if new:
             self._ch.insert("events", [to_row(d) for d in new], COLUMNS)
+        is_new = np.array([d.key not in stored for d in unique], dtype=np.bool_)
+        for partition, rows in rows_of.items():
+            _, known = self._filters[partition]
+            known.add(hashes[rows][is_new[rows]])
+            if known.full:
+                del self._filters[partition]  # loaded again, larger, with its next batch
         return kept
 
-    def _stored_places(self, batch: Sequence[Delivery]) -> dict[tuple[str, str], tuple[int, int]]:
-        since: datetime = min(d.event.timestamp for d in batch) - self._horizon
+    def _load(self, partitions: set[int], since: datetime) -> None:
+        if not partitions:
+            return
+        floor = min(self._clock() - self._horizon - LOAD_SLACK, since)
+        for partition in sorted(partitions):
+            found = (
+                self._ch.query_np(
+                    f"SELECT {ID_HASH_SQL} FROM events WHERE kafka_partition = {{p:UInt32}}"
+                    " AND timestamp >= {floor:DateTime64(3, 'UTC')}",
+                    {"p": partition, "floor": floor},
+                )
+                .ravel()
+                .astype(np.uint64)
+            )
+            self._filters[partition] = (floor, IdFilter(2 * len(found), found))
+
+    def _stored_places(
+        self, batch: Sequence[Delivery], since: datetime
+    ) -> dict[tuple[str, str], tuple[int, int]]:
         # Two flat arrays bind and match about 3x faster than one array of (tenant, id) tuples.
         # They select a superset (an id of one tenant that another tenant of the batch also
         # sent); `originals` looks up exact (tenant, id) keys, so the extra rows change nothing.
@@ -112,6 +177,9 @@ class InMemoryEventStore:
     def __init__(self) -> None:
         self.events: dict[tuple[str, str], Delivery] = {}
         self.fail_next = 0
+
+    def forget(self) -> None:
+        pass  # it remembers nothing but the events themselves
 
     def store(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         if self.fail_next:

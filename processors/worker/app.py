@@ -140,8 +140,13 @@ def build_app(
 
     async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         state.assigned = True
+        store.forget()
+
+    async def revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        store.forget()
 
     # mode types receivers as sync-or-awaitable callables that mypy cannot match to a coroutine
     app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
+    app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
 
     return app
