@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 def test_bench_writes_a_valid_report(tmp_path: Path) -> None:
     report_file = tmp_path / "report.json"
-    tiny = ["--duration", "1", "--events", "2000", "--connections", "4"]
+    tiny = ["--duration", "1", "--events", "2000", "--connections", "4", "--history", "20000"]
     tiny += ["--output", str(report_file)]
     done = subprocess.run(
         [sys.executable, "-m", "usage_stream.cli", "bench", *tiny],
@@ -32,7 +32,8 @@ def test_bench_writes_a_valid_report(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(report_file.read_text())
 
-    for phase in ("collector", "baseline", "breakdown_process", "breakdown_faust", "worker"):
+    phases = ("collector", "baseline", "breakdown_process", "breakdown_faust", "worker")
+    for phase in (*phases, "worker_history"):
         assert report[phase]["per_second"] > 0, phase
         assert report[phase]["extra"]["events_per_cpu_second"] > 0, phase
     assert report["end_to_end"]["events"] > 0
@@ -47,8 +48,14 @@ def test_bench_writes_a_valid_report(tmp_path: Path) -> None:
         "end-to-end sustained, lag flat",
         "freshness p95 at half load",
         "worker / baseline copier",
+        "worker with 20,000 stored events / on empty tables",
     ]
-    for name in ("collector-0", "worker", "worker-e2e", "copier", "broker"):
+    history = report["history"]
+    assert history["stored_events"] == 20_000
+    assert history["worker_ratio"] == round(
+        report["worker_history"]["per_second"] / report["worker"]["per_second"], 3
+    )
+    for name in ("collector-0", "worker", "worker-history", "worker-e2e", "copier", "broker"):
         assert report["processes"][name]["peak_rss_bytes"] > 0, name
     # the table went to stdout, progress to stderr
     assert "| worker / baseline |" in done.stdout

@@ -38,6 +38,7 @@ class BenchOptions:
     profile: Path | None = None  # write py-spy profiles here, and their summaries in the report
     keep: bool = False  # keep the temporary directory (logs, data) for a look afterwards
     config: Path = EXAMPLE_CONFIG  # the meters, features and activation rules the worker runs
+    history: int = 0  # also run the worker alone on tables holding this many stored events
 
 
 def _say(started: float) -> phases.Say:
@@ -106,6 +107,8 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         if profiler is not None:
             profiles["worker"] = profiler.finish()
         worker.stop(timeout=5)  # what it holds unwritten is not measured: no need to wait
+        if options.history:
+            results["worker_history"] = _worker_with_history(bench, stack, options, total, cap)
 
         # 3. End to end, with a worker whose group starts at the log end (what is left of the
         # pre-loaded topic is not its business): sustained, then freshness at half that rate,
@@ -147,6 +150,27 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     print(table(report))
     print(f"\nreport written to {options.output}")
     return report
+
+
+def _worker_with_history(
+    bench: Bench, stack: BenchStack, options: BenchOptions, total: int, cap: float
+) -> Phase:
+    """The worker-alone phase again, on a worker whose tables already hold `options.history`
+    stored events: what the dedup check and every other per-batch query cost with history."""
+    name = "worker-history"
+    bench.say(f"history: storing {options.history:,} events in the tables of a second worker")
+    started = time.monotonic()
+    preload = stack.history(name, options.history)
+    if preload.wait() != 0:
+        raise RuntimeError(f"the history preload failed; see its log in {stack.home / 'logs'}")
+    seconds = time.monotonic() - started
+    bench.say(f"worker alone with {options.history:,} stored events (at most {cap:.0f}s)")
+    worker = stack.worker("bench-worker-history", name)
+    phase = phases.consume_all(bench, worker, "bench-worker-history", total, cap)
+    worker.stop(timeout=5)
+    phase.extra["stored_events"] = options.history
+    phase.extra["preload_seconds"] = round(seconds, 1)
+    return phase
 
 
 def _find_sustained(bench: Bench, group: str, guess: float, duration: float) -> tuple[Phase, bool]:
@@ -229,6 +253,7 @@ def _report(
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         **{name: _phase(phase) for name, phase in results.items()},
         "worker_vs_baseline": results["worker"].per_second / baseline if baseline else 0.0,
+        **_history(results),
         "freshness": {"rate": results["freshness_load"].per_second, **fresh},
         "exactness": exactness,
         "where_time_goes": _where_time_goes(results),
@@ -238,6 +263,23 @@ def _report(
     report["targets"] = targets(report)
     report["cores_for_target"] = _cores_for(results, report["targets"])
     return report
+
+
+def _history(results: dict[str, Phase]) -> dict[str, Any]:
+    """The worker's rate with stored history against its rate on empty tables, same topic."""
+    found = results.get("worker_history")
+    if found is None:
+        return {}
+    empty = results["worker"].per_second
+    return {
+        "history": {
+            "stored_events": found.extra["stored_events"],
+            "preload_seconds": found.extra["preload_seconds"],
+            "worker_per_second": round(found.per_second),
+            "empty_worker_per_second": round(empty),
+            "worker_ratio": round(found.per_second / empty, 3) if empty else 0.0,
+        }
+    }
 
 
 def _exactness(found: dict[str, Any], accepted: dict[str, int]) -> dict[str, Any]:

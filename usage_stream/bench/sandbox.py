@@ -138,6 +138,19 @@ class BenchStack:
         }
         return self._spawn(name, self._command("worker"), env, f"http://127.0.0.1:{port}")
 
+    def history(self, name: str, events: int) -> subprocess.Popen[bytes]:
+        """Store `events` events in the tables of the worker `name`, before it starts."""
+        argv = [
+            sys.executable, "-m", "usage_stream.bench.history", "--dsn", self.worker_dsn(name),
+            "--events", str(events), "--partitions", str(self.partitions),
+        ]  # fmt: skip
+        log_file = self.home / "logs" / f"history-{name}.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("ab") as out:
+            return subprocess.Popen(
+                argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
     def worker_dsn(self, name: str) -> str:
         return f"chdb://{(self.home / name / 'clickhouse').resolve()}"
 
