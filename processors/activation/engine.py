@@ -2,7 +2,7 @@
 
 Pure and synchronous: it reads state through `StateView`, asks `DecidedView` which subjects
 already have their outcome, and returns what to write, without writing anything. The faust agent
-(processors.activation.agent) makes those writes durable in a fixed order.
+(processors.activation.tables) makes those writes durable in a fixed order.
 
 Event time (the watermark) is the largest event time read so far, per partition and tenant:
 per tenant so one tenant's late data (an import, a backlog) is judged by its own clock and never
@@ -240,7 +240,10 @@ class _Batch:
             )
             started = state.started_at
             floor = clock.event_time.get(event.tenant, 0) - evaluator.window - evaluator.lateness
-            evaluator.apply(state, event, at, mask, opens, floor)
+            if not evaluator.apply(state, event, at, mask, opens, floor):
+                # nothing changed, so neither can the verdict (None: the subject is undecided)
+                # nor the expiry: a repeat costs no walk over the subject's hits
+                continue
             if state.started_at is not None and state.started_at != started:
                 self.starts[key] = Start(
                     event.tenant, rule.name, *subject, state.started_at, delivery.partition,
@@ -272,7 +275,12 @@ class _Batch:
                 self.index.schedule(where, key, expires_at)
                 continue
             if state.started_at is not None:
-                self.decide(key, state, evaluator, MISSED, delivery, None, "")
+                # met already (rules made easier since its last change), or missed
+                hit = evaluator.verdict(state)
+                if hit is not None:
+                    self.decide(key, state, evaluator, ACTIVATION, delivery, hit.at, hit.message_id)
+                else:
+                    self.decide(key, state, evaluator, MISSED, delivery, None, "")
             else:
                 self.put(key, delivery.partition, None)  # never opened; nothing can open it now
 

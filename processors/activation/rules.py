@@ -165,15 +165,21 @@ class RuleEvaluator:
 
     def apply(
         self, state: SubjectState, event: EnrichedEvent, at: int, mask: int, opens: bool, floor: int
-    ) -> None:
-        """Fold one event in. `floor`: hits older than this can no longer fall in any window
-        whose start arrives within the allowed lateness, so they are forgotten."""
+    ) -> bool:
+        """Fold one event in; False when it changed nothing (a hit already held, a later start).
+        `floor`: hits older than this can no longer fall in any window whose start arrives
+        within the allowed lateness, so they are forgotten, when the state changes anyway."""
+        changed = False
         if opens and (state.started_at is None or at < state.started_at):
             state.started_at = at
+            changed = True
         if mask and event.message_id not in state.hits:
             state.hits[event.message_id] = Hit(
                 at, event.message_id, event.user_id or event.anonymous_id, mask
             )
+            changed = True
+        if not changed:
+            return False
         deadline = self.deadline(state)
         keep = [
             h
@@ -184,6 +190,7 @@ class RuleEvaluator:
             keep = sorted(keep, key=lambda h: (h.at, h.message_id))[-MAX_HITS:]
         if len(keep) != len(state.hits):
             state.hits = {h.message_id: h for h in keep}
+        return True
 
     def deadline(self, state: SubjectState) -> int | None:
         return None if state.started_at is None else state.started_at + self.window

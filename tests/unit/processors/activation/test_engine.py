@@ -373,3 +373,33 @@ def test_crashes_anywhere_give_the_outcomes_of_an_uninterrupted_run(seed: int) -
     assert len(straight.topic) > 10  # the stream decides something: the test can fail
     crashed = crash_run(rng, deliveries)
     assert sorted(crashed, key=lambda o: o.id) == sorted(straight.topic, key=lambda o: o.id)
+
+
+def test_an_event_that_changes_nothing_costs_no_walk_over_the_hits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from processors.activation.rules import RuleEvaluator
+
+    walks: list[int] = []
+    verdict = RuleEvaluator.verdict
+    monkeypatch.setattr(
+        RuleEvaluator, "verdict", lambda self, state: walks.append(1) or verdict(self, state)
+    )
+    run = Run(config())
+    reports = [event("report_created", later(0, h)) for h in range(1, 3)]
+    run.send(event("signed_up", T0), *reports)
+    before = len(walks)
+    run.send(*reports, event("signed_up", later(1)))  # redeliveries, and a later start
+    assert len(walks) == before
+    assert run.outcomes == []
+
+
+def test_a_subject_that_meets_rules_made_easier_is_activated_at_expiry_not_missed() -> None:
+    hard = Run(config(all_of=[{"event": "report_created", "times": 3}]))
+    hard.send(event("signed_up", T0), event("report_created", later(1)))
+    easy = Run(config(all_of=[{"event": "report_created", "times": 1}]))
+    easy.tables = hard.tables  # the same state, the rule changed by a restart
+    easy.offsets = hard.offsets
+    easy.send(event("page_viewed", later(8, 2)))  # event time passes the window and lateness
+    [outcome] = easy.outcomes
+    assert outcome.type == ACTIVATION and outcome.activated_at == millis(later(1))
