@@ -1,29 +1,35 @@
-"""The faust-streaming app: one agent reads `events` in batches and runs every processor on them.
+"""The worker's faust app: `events` a fetch at a time (processors.worker.bulk), one pass of every
+processor over each batch, then its offsets committed.
 
-Offsets are acknowledged by hand (`noack_take`), and only once a batch is written everywhere,
-so faust commits nothing that ClickHouse does not hold. Exactness does not rest on faust's
-commit alone: every write is idempotent per Kafka place (see processors.worker.batch), and a batch
-that lacks offsets faust acknowledged without handing them over is completed from Kafka first
-(see processors.worker.written).
+A batch goes through every processor once, in order: the raw store and the dead-letter topic,
+metering and feature usage (in a thread), then the loop's steps (activation, whose faust tables
+change only on the event loop); only then are its offsets committed, so Kafka holds no commit
+that ClickHouse and the tables do not. Exactness does not rest on the commit alone: every write
+is idempotent per Kafka place (processors.worker.batch), and a batch that lacks offsets the
+worker never saw (a rebalance, offsets moved by hand) is completed from Kafka first
+(processors.worker.written).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import faust
-
 from processors.delivery.gaps import with_missing
 from processors.delivery.retry import retry_forever
-from processors.model import RawMessage, Rejected, offset_marks
+from processors.model import Delivery, RawMessage, Rejected, offset_marks
 from processors.storage.events import EventStore
 from processors.worker.batch import BatchResult, Processor, run_batch
+from processors.worker.bulk import BulkConsumer, WorkerApp
 from processors.worker.written import WrittenOffsets
+
+# A step that runs on the event loop after the processors, on the batch's messages (with what
+# was missing filled in) and those of them that are events, decoded; it calls `give_up` between
+# retries, which raises when the batch is being abandoned.
+LoopStep = Callable[[list[RawMessage], list[Delivery], Callable[[], None]], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +71,9 @@ def dead_letter_headers(rejected: Rejected) -> list[tuple[str, bytes]]:
     ]
 
 
-def faust_app(config: AppConfig) -> faust.App:
-    """The worker's faust app, without agents: raw bytes in and out, offsets by hand."""
-    return faust.App(
+def faust_app(config: AppConfig) -> WorkerApp:
+    """The worker's faust app, with nothing routed yet: raw bytes in and out."""
+    return WorkerApp(
         config.app_id,
         broker=[f"kafka://{host}" for host in config.bootstrap.split(",")],
         web_enabled=False,
@@ -76,8 +82,7 @@ def faust_app(config: AppConfig) -> faust.App:
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         topic_replication_factor=config.replication_factor,
-        # Commit acked offsets once a second. (broker_commit_every counts messages: at 1 the
-        # consumer committed, and waited for it, after every batch, ~12% of faust's time.)
+        # The bulk route commits each batch itself; faust's timer commits the rest once a second.
         broker_commit_interval=1.0,
         broker_session_timeout=config.session_timeout,
         broker_heartbeat_interval=min(3.0, config.session_timeout / 3),
@@ -85,15 +90,16 @@ def faust_app(config: AppConfig) -> faust.App:
     )
 
 
-def build_app(
+def build_worker(
+    app: WorkerApp,
     config: AppConfig,
     store: EventStore,
     processors: Sequence[Processor],
     state: WorkerState,
     written: WrittenOffsets,
-) -> faust.App:
-    app = faust_app(config)
-    events = app.topic(config.events_topic, key_type=bytes, value_type=bytes, internal=False)
+    steps: Sequence[LoopStep] = (),
+) -> None:
+    """Route `events` on `app` through the store, every processor and `steps`, in that order."""
     invalid = app.topic(config.invalid_topic, key_type=bytes, value_type=bytes, internal=False)
 
     def failed(exc: Exception, backoff: float) -> None:
@@ -106,7 +112,7 @@ def build_app(
         unwritten = written.first_unwritten(m.partition for m in messages)
         return with_missing(config.bootstrap, config.events_topic, messages, unwritten)
 
-    async def write(batch: list[RawMessage]) -> BatchResult:
+    async def write(batch: list[RawMessage]) -> tuple[list[RawMessage], BatchResult]:
         messages = await asyncio.to_thread(complete, batch)
         result = await asyncio.to_thread(run_batch, messages, store, processors)
         for rejected in result.rejected:
@@ -117,26 +123,26 @@ def build_app(
             )
             await sent  # held by Kafka before the source offset may be committed
         await asyncio.to_thread(written.record, offset_marks(messages))
-        return result
+        return messages, result
 
-    @app.agent(events)
-    async def sink(stream: Any) -> None:
-        async for batch in stream.noack_take(config.batch_size, within=config.batch_seconds):
-            messages = [
-                RawMessage(e.message.partition, e.message.offset, e.message.key, e.message.value)
-                for e in batch
-            ]
-            started = asyncio.get_running_loop().time()
-            result = await retry_forever(functools.partial(write, messages), failed)
-            for event in batch:
-                await stream.ack(event)
-            state.batches += 1
-            state.stored += result.stored
-            state.duplicates += result.duplicates
-            state.rejected += len(result.rejected)
-            elapsed = asyncio.get_running_loop().time() - started
-            for hook in state.on_batch:
-                hook(result, elapsed)
+    async def handle(batch: list[RawMessage]) -> None:
+        started = asyncio.get_running_loop().time()
+        messages, result = await retry_forever(lambda: write(batch), failed, route.check)
+        for step in steps:
+            await step(messages, result.deliveries, route.check)
+        consumer = app.consumer
+        assert isinstance(consumer, BulkConsumer)
+        await consumer.commit_marks(config.events_topic, offset_marks(messages))
+        state.batches += 1
+        state.stored += result.stored
+        state.duplicates += result.duplicates
+        state.rejected += len(result.rejected)
+        elapsed = asyncio.get_running_loop().time() - started
+        for hook in state.on_batch:
+            hook(result, elapsed)
+
+    route = app.route_bulk(config.events_topic, handle)
+    route.batch_size, route.batch_seconds = config.batch_size, config.batch_seconds
 
     async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         state.assigned = True
@@ -148,5 +154,3 @@ def build_app(
     # mode types receivers as sync-or-awaitable callables that mypy cannot match to a coroutine
     app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
     app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
-
-    return app

@@ -33,6 +33,8 @@ class BatchResult:
     # For the metrics: when each stored original was received, how long each writer took.
     received_at: list[datetime] = field(default_factory=list)
     processor_seconds: dict[str, float] = field(default_factory=dict)
+    # Every message of the batch that is an event, decoded once for every step that follows.
+    deliveries: list[Delivery] = field(default_factory=list)
 
 
 def run_batch(
@@ -55,4 +57,5 @@ def run_batch(
         rejected=rejected,
         received_at=[d.event.received_at for d in kept],
         processor_seconds=seconds,
+        deliveries=deliveries,
     )

@@ -17,7 +17,7 @@ from processors.features.processor import FeatureUsageProcessor
 from processors.metering.processor import MeteringProcessor
 from processors.storage.clickhouse import open_clickhouse
 from processors.storage.events import ClickHouseEventStore
-from processors.worker.app import AppConfig, WorkerState, build_app
+from processors.worker.app import AppConfig, WorkerState, build_worker, faust_app
 from processors.worker.batch import Processor
 from processors.worker.lag import ConsumerLagProbe
 from processors.worker.metrics import WorkerMetrics
@@ -66,8 +66,10 @@ def run_worker(settings: Settings) -> None:
         FeatureUsageProcessor(clickhouse, product.features),
     ]
     written = ClickHouseWrittenOffsets(clickhouse, settings.events_topic)
-    app = build_app(config, store, processors, state, written)
-    add_activation(app, settings, clickhouse, product, metrics.activations_emitted)
+    app = faust_app(config)
+    activation = add_activation(app, settings, clickhouse, product, metrics.activations_emitted)
+    steps = [activation.apply] if activation is not None else []
+    build_worker(app, config, store, processors, state, written, steps)
     api = create_read_api(
         clickhouse,
         product,

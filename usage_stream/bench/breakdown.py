@@ -4,8 +4,8 @@ with nothing to do. Beside the baseline copier they show where the worker's time
 - `process`: aiokafka batches (like the copier) through `run_batch`: decode, dedup, the raw
   event store, metering and feature usage, into a chDB directory of its own. Activation is left
   out: it keeps its state in faust tables and cannot run without faust.
-- `faust`: a faust app configured like the worker whose one agent takes batches
-  (`noack_take`) and acks them, touching nothing: faust's own cost per event.
+- `faust`: the worker's faust app, reading `events` a fetch at a time like the worker, whose batch
+  handler only commits the batch's offsets: faust's own cost per event.
 
 Run as its own process: `python -m usage_stream.bench.breakdown --mode process|faust ...`.
 """
@@ -17,15 +17,15 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any
 
 from processors.features.processor import FeatureUsageProcessor
 from processors.metering.processor import MeteringProcessor
-from processors.model import RawMessage
+from processors.model import RawMessage, offset_marks
 from processors.storage.clickhouse import open_clickhouse
 from processors.storage.events import ClickHouseEventStore
 from processors.worker.app import AppConfig, faust_app
 from processors.worker.batch import Processor, run_batch
+from processors.worker.bulk import BulkConsumer
 from schemas.config import load_config
 from usage_stream.bench.copier import group_consumer
 
@@ -64,20 +64,20 @@ def faust_alone(
     import faust
 
     Path(datadir).mkdir(parents=True, exist_ok=True)
-    # The worker's own app (processors.worker.app.faust_app), with one agent that does nothing.
+    # The worker's own app (processors.worker.app.faust_app), with a handler that does nothing.
     config = AppConfig(
         app_id=group, bootstrap=bootstrap, events_topic=topic, invalid_topic="",
         batch_size=batch_size, batch_seconds=seconds, datadir=datadir,
     )  # fmt: skip
     app = faust_app(config)
-    events = app.topic(topic, key_type=bytes, value_type=bytes, internal=False)
 
-    @app.agent(events)
-    async def nothing(stream: Any) -> None:
-        async for batch in stream.noack_take(batch_size, within=seconds):
-            for event in batch:
-                await stream.ack(event)
+    async def nothing(batch: list[RawMessage]) -> None:
+        consumer = app.consumer
+        assert isinstance(consumer, BulkConsumer)
+        await consumer.commit_marks(topic, offset_marks(batch))
 
+    route = app.route_bulk(topic, nothing)
+    route.batch_size, route.batch_seconds = batch_size, seconds
     faust.Worker(app, loglevel="WARN").execute_from_commandline()
 
 

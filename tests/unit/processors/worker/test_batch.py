@@ -63,7 +63,9 @@ def test_a_failing_store_is_retried_until_it_writes() -> None:
 
     stored = asyncio.run(
         retry_forever(
-            attempt, lambda exc, backoff: failures.append(str(exc)), Backoff(base=0.001, cap=0.01)
+            attempt,
+            lambda exc, backoff: failures.append(str(exc)),
+            backoff=Backoff(base=0.001, cap=0.01),
         )
     )
     assert stored == 1 and failures == ["injected store failure"] * 2

@@ -1,0 +1,172 @@
+"""Reading `events` a whole fetch at a time, beneath faust.
+
+faust keeps what it is good at: group membership and rebalances, the activation tables with
+their changelogs and recovery, its commit timer for everything else. Its per-message path does
+not scale: for every message `Consumer._drain_messages` wraps the delivery in mode's
+`wait_first` (tasks created and cancelled), the Conductor builds an Event, the Stream acks it
+under a lock: ~70 µs an event, whatever the batch size. So the worker's consumer hands each
+fetch of `events` to one batch handler, which commits that batch's offsets itself once it is
+durable; records of any other topic (the tables' changelogs) take faust's own path.
+
+- A fetch of an older consumer generation than the current one is dropped, not handled: its
+  partitions may belong to another worker now, which reads them from the committed offsets.
+- A revocation waits for the batch in hand (an awaited `on_partitions_revoked` receiver), and
+  asks it to stop retrying: a batch is either written and committed, or abandoned whole
+  (`Abandoned`), never half committed while another worker takes over its partitions.
+- faust's livelock monitor is fed as its streams would feed it: inbound time and end offsets
+  per partition; commits go through faust's own `_commit_offsets`.
+
+Verified against faust-streaming 0.15.3, which pyproject.toml pins; tests/unit/processors/worker/
+test_bulk.py fails when the upstream methods this module overrides or calls change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from processors.model import RawMessage
+
+log = logging.getLogger(__name__)
+
+
+class Abandoned(Exception):
+    """The batch in hand gave up: its partitions are being revoked."""
+
+
+BatchHandler = Callable[[list[RawMessage]], Awaitable[None]]
+
+
+@dataclass
+class BulkRoute:
+    """Where fetches of `topic` go, in batches of up to `batch_size` events gathered for at most
+    `batch_seconds`, and the lock a revocation waits on."""
+
+    topic: str
+    handle: BatchHandler
+    batch_size: int = 2000
+    batch_seconds: float = 0.25
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    revoking: bool = False  # set while a revocation waits: retries give up
+
+    def check(self) -> None:
+        """Called between retries of the batch in hand."""
+        if self.revoking:
+            raise Abandoned("partitions are being revoked")
+
+
+class BulkConsumer(faust_aiokafka.Consumer):
+    """faust's aiokafka consumer, with fetches of the app's bulk topic going to its handler."""
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        route: BulkRoute | None = getattr(self.app, "bulk", None)
+        if route is None:
+            await super()._drain_messages(fetcher)
+            return
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        monitor = self.app.monitor
+        pending: list[RawMessage] = []
+        due = 0.0  # when the pending events must go, however few
+        generation = self.app.consumer_generation_id
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                wait = max(0.0, due - time.monotonic()) if pending else 1.0
+                records, active = await self._wait_next_records(wait)
+                await self.sleep(0)
+                if self.should_stop:
+                    break
+                if generation != self.app.consumer_generation_id:
+                    # a rebalance since the pending events were fetched: they belong to the old
+                    # assignment and are read again from the committed offsets by whoever holds
+                    # their partitions now; this fetch is the new generation's
+                    if pending:
+                        log.info("dropped %d events fetched before a rebalance", len(pending))
+                    pending, generation = [], self.app.consumer_generation_id
+                if not self.flow_active:
+                    pending = []
+                    await self.perform_seek()
+                    continue
+                for tp, found in (records or {}).items():
+                    if active is not None and tp not in active:
+                        continue
+                    if tp.topic != route.topic:
+                        for record in found:
+                            await self._deliver(tp, record)
+                        continue
+                    if not pending:
+                        due = time.monotonic() + route.batch_seconds
+                    pending += [RawMessage(r.partition, r.offset, r.key, r.value) for r in found]
+                    monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    monitor.stream_inbound_time[tp] = time.monotonic()
+                while pending and (len(pending) >= route.batch_size or time.monotonic() >= due):
+                    batch, pending = pending[: route.batch_size], pending[route.batch_size :]
+                    await self._handle(route, batch, generation)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                log.info("broker stopped the consumer while shutting down")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+
+    async def _handle(self, route: BulkRoute, batch: list[RawMessage], generation: int) -> None:
+        async with route.lock:
+            if generation != self.app.consumer_generation_id or route.revoking:
+                log.info("dropped a fetch of %d events from an older generation", len(batch))
+                return
+            try:
+                await route.handle(batch)
+            except Abandoned:
+                log.warning("abandoned a batch of %d events: partitions revoked", len(batch))
+
+    async def _deliver(self, tp: Any, record: Any) -> None:
+        """One record of another topic (a table's changelog), the way faust delivers it."""
+        message = self._to_message(tp, record)
+        await self.wait_first(self.callback(message), self.suspend_flow.wait())
+        self._read_offset[tp] = record.offset
+
+    async def commit_marks(self, topic: str, marks: Mapping[int, int]) -> bool:
+        """Commit, for each partition of `topic`, the offset after the last durable one."""
+        offsets = {self._new_topicpartition(topic, p): offset for p, offset in marks.items()}
+        committed: bool = await self._commit_offsets(offsets)
+        return committed
+
+
+class BulkTransport(faust_aiokafka.Transport):
+    Consumer = BulkConsumer
+
+
+class WorkerApp(faust.App):
+    """A faust app whose consumer reads its bulk topic a fetch at a time (see the module)."""
+
+    bulk: BulkRoute | None = None
+
+    def _new_transport(self) -> Any:
+        return BulkTransport(self.conf.broker_consumer, self)
+
+    def route_bulk(self, topic: str, handle: BatchHandler) -> BulkRoute:
+        """Send every fetch of `topic` to `handle`; subscribe to it."""
+        self.bulk = BulkRoute(topic, handle)
+        self.topics.add(self.topic(topic, key_type=bytes, value_type=bytes, internal=False))
+        route = self.bulk
+
+        async def revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+            route.revoking = True
+            try:
+                async with route.lock:  # the batch in hand finishes or gives up first
+                    pass
+            finally:
+                route.revoking = False
+
+        self.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
+        return route
