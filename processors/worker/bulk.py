@@ -74,11 +74,11 @@ class BulkConsumer(faust_aiokafka.Consumer):
         fetcher_should_stop = fetcher._stopped.is_set
         monitor = self.app.monitor
         pending: list[RawMessage] = []
-        due = 0.0  # when the pending events must go, however few
+        due = 0.0  # when the pending events must go, however few (wall clock)
         generation = self.app.consumer_generation_id
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
-                wait = max(0.0, due - time.monotonic()) if pending else 1.0
+                wait = max(0.0, due - time.time()) if pending else 1.0
                 records, active = await self._wait_next_records(wait)
                 await self.sleep(0)
                 if self.should_stop:
@@ -102,11 +102,11 @@ class BulkConsumer(faust_aiokafka.Consumer):
                             await self._deliver(tp, record)
                         continue
                     if not pending:
-                        due = time.monotonic() + route.batch_seconds
+                        due = _arrived(found) + route.batch_seconds
                     pending += [RawMessage(r.partition, r.offset, r.key, r.value) for r in found]
                     monitor.track_tp_end_offset(tp, self.highwater(tp))
                     monitor.stream_inbound_time[tp] = time.monotonic()
-                while pending and (len(pending) >= route.batch_size or time.monotonic() >= due):
+                while pending and (len(pending) >= route.batch_size or time.time() >= due):
                     batch, pending = pending[: route.batch_size], pending[route.batch_size :]
                     await self._handle(route, batch, generation)
         except self.consumer_stopped_errors:
@@ -140,6 +140,14 @@ class BulkConsumer(faust_aiokafka.Consumer):
         offsets = {self._new_topicpartition(topic, p): offset for p, offset in marks.items()}
         committed: bool = await self._commit_offsets(offsets)
         return committed
+
+
+def _arrived(records: list[Any]) -> float:
+    """When the oldest of `records` reached Kafka (its timestamp), or now if that is later or
+    unknown: records that waited in the fetcher while the previous batch was written have used
+    up part of their batch window already."""
+    stamps = [r.timestamp for r in records if r.timestamp and r.timestamp > 0]
+    return min(time.time(), min(stamps) / 1000) if stamps else time.time()
 
 
 class BulkTransport(faust_aiokafka.Transport):

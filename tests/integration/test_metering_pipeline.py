@@ -184,6 +184,45 @@ def test_a_worker_killed_mid_stream_leaves_quantities_equal_to_the_raw_events(
 
 
 @pytest.mark.timeout(300)
+def test_a_worker_killed_inside_its_bulk_batches_counts_every_event_once(
+    stack: Stack, collector: Service
+) -> None:
+    """A backlog read a whole fetch at a time, in batches of 2,000: each SIGKILL lands while a
+    batch is being written (stored, metered, its offsets not yet committed)."""
+    rng = random.Random(29)
+    now = datetime.now(UTC)
+    start, to = now - timedelta(hours=1), now + timedelta(minutes=1)
+    events = [api_call(rng, start + timedelta(seconds=rng.uniform(0, 3500)),
+                       account=f"acct-{rng.randint(1, 9)}") for _ in range(12_000)]  # fmt: skip
+    for i in range(0, len(events), 500):
+        post(collector, stack.write_key, events[i : i + 500])
+    worker = stack.service("worker", USAGE_STREAM_SINK_BATCH_SIZE="2000")
+    stored = 0
+    for _ in range(3):
+        worker.start()
+        wait_until(lambda before=stored: events_stored(worker, stack.read_key) > before, 90)
+        stored = events_stored(worker, stack.read_key)
+        worker.kill()
+    worker.start()
+    expected = Decimal(expected_calls(events))
+    wait_until(lambda: quantity(worker, stack.read_key, "api_calls", start, to) == expected, 120)
+    assert events_stored(worker, stack.read_key) == len(events)
+    worker.stop()
+    result = subprocess.run(
+        [sys.executable, "-m", "usage_stream.cli", "reconcile",
+         "--from", start.isoformat(), "--to", to.isoformat()],
+        env={**os.environ, **stack.env}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def events_stored(worker: Service, key: str) -> int:
+    status, body = http("GET", f"{worker.url}/v1/events/counts", None, bearer(key))
+    assert status == 200, body
+    return sum(int(row["events"]) for row in body)
+
+
+@pytest.mark.timeout(300)
 def test_events_committed_past_without_being_handed_over_are_stored_and_metered(
     stack: Stack, collector: Service
 ) -> None:

@@ -6,6 +6,10 @@ time at a steady rate, straight to the `events` topic. For each, from the moment
 acknowledged it (the worker can read it from then on, a fetch round-trip away) to its
 activation being on the `activations` topic (the record's timestamp, set by the worker's
 producer) and to a consumer of that topic reading it.
+
+With `--undecided N`, then: N more subjects whose windows open and stay undecided, the worker's
+resident memory holding their state, and how long a restarted worker takes to restore that state
+from the tables' changelogs and decide again (a new subject's activation on the topic).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Options:
     partitions: int = 6
     batch_seconds: float = 0.25
     keep: bool = False
+    undecided: int = 0  # then this many open windows: memory and restart recovery
 
 
 def _event(name: str, user: str, when: datetime, received: datetime) -> Any:
@@ -136,6 +141,9 @@ def run(options: Options) -> dict[str, Any]:
         watcher.stop.set()
         print("timing feature counters …", flush=True)
         counters = _feature_freshness(producer, port, read_key)
+        state: dict[str, Any] = {}
+        if options.undecided:
+            worker, state = _undecided(options.undecided, producer, worker, env, home, port)
         producer.close()
         on_topic = [watcher.seen[i][0] - t for i, t in acked.items() if i in watcher.seen]
         read = [watcher.seen[i][1] - t for i, t in acked.items() if i in watcher.seen]
@@ -148,6 +156,7 @@ def run(options: Options) -> dict[str, Any]:
             "on_topic": _percentiles(on_topic),
             "read": _percentiles(read),
             "counters": _percentiles(counters),
+            "undecided": state,
         }
     finally:
         if worker is not None:
@@ -157,6 +166,58 @@ def run(options: Options) -> dict[str, Any]:
             import shutil
 
             shutil.rmtree(home, ignore_errors=True)
+
+
+def _undecided(
+    subjects: int, producer: Any, worker: Any, env: dict[str, str], home: Path, port: int
+) -> tuple[Any, dict[str, Any]]:
+    """`subjects` open windows: the worker's RSS holding them, and its restart until it decides
+    a new subject (its tables restored from their changelogs first)."""
+    from processors.activation.rules import outcome_id
+    from usage_stream.bench.procstat import Usage
+    from usage_stream.stack import spawn, terminate, wait_ready
+
+    print(f"opening {subjects:,} windows that stay undecided …", flush=True)
+    read_key = json.loads(env["USAGE_STREAM_READ_KEYS"])["bench"]
+    before = _stored(port, read_key)
+    now = datetime.now(UTC)
+    for i in range(subjects):
+        e = _event("signed_up", f"open-{i}", now - timedelta(minutes=30), now)
+        producer.send("events", key=e.partition_key.encode(), value=e.to_kafka())
+    producer.flush()
+    started = time.monotonic()
+    _wait_stored(port, read_key, before + subjects, timeout=3600)
+    applied = time.monotonic() - started
+    usage = Usage("worker", worker.pid)
+    usage.sample()
+    print(f"restarting the worker with {subjects:,} open windows in its tables …", flush=True)
+    terminate(worker)
+    watcher = _Watcher(env["USAGE_STREAM_KAFKA_BOOTSTRAP"], "activations")
+    watcher.start()
+    restarted = time.monotonic()
+    worker = spawn("worker", env, home / "worker.log")
+    wait_ready(f"http://127.0.0.1:{port}", worker, home / "worker.log", timeout=3600)
+    ready = time.monotonic() - restarted
+    probe = f"probe-{uuid.uuid4().hex[:8]}"
+    at = datetime.now(UTC)
+    for name in ("signed_up", "report_created", "report_created", "report_created"):
+        e = _event(name, probe, at, at)
+        producer.send("events", key=e.partition_key.encode(), value=e.to_kafka())
+        at += timedelta(seconds=1)
+    producer.flush()
+    wanted = outcome_id("bench", "bench", f"acct-{probe}", probe)
+    while wanted not in watcher.seen:
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited; see {home / 'worker.log'}")
+        time.sleep(0.2)
+    watcher.stop.set()
+    return worker, {
+        "subjects": subjects,
+        "seconds_to_apply": round(applied, 1),
+        "worker_rss_bytes": usage.peak_rss,
+        "restart_ready_seconds": round(ready, 1),
+        "restart_decides_seconds": round(time.monotonic() - restarted, 1),
+    }
 
 
 def _counted(port: int, read_key: str, account: str, since: datetime) -> bool:
@@ -184,19 +245,23 @@ def _feature_freshness(producer: Any, port: int, read_key: str, samples: int = 3
     return out
 
 
+def _stored(port: int, read_key: str) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/events/counts",
+        headers={"Authorization": f"Bearer {read_key}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return sum(int(row["events"]) for row in json.load(response))
+
+
 def _wait_stored(port: int, read_key: str, events: int, timeout: float = 120) -> None:
-    """Until the worker has stored the warm-up events (so the measurement starts quiet)."""
+    """Until the worker has stored this many events (so the next measurement starts quiet)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1/events/counts",
-            headers={"Authorization": f"Bearer {read_key}"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            if sum(row["events"] for row in json.load(response)) >= events:
-                return
+        if _stored(port, read_key) >= events:
+            return
         time.sleep(0.5)
-    raise RuntimeError("the worker did not store the warm-up events in time")
+    raise RuntimeError("the worker did not store the events in time")
 
 
 def report(result: dict[str, Any]) -> str:
@@ -212,7 +277,19 @@ def report(result: dict[str, Any]) -> str:
         line("qualifying event in Kafka → read by a consumer", result["read"]),
         "feature counters:",
         line("event in Kafka → counted in /v1/features/usage", result["counters"]),
+        *_undecided_lines(result["undecided"]),
     ])  # fmt: skip
+
+
+def _undecided_lines(state: dict[str, Any]) -> list[str]:
+    if not state:
+        return []
+    return [
+        f"{state['subjects']:,} undecided subjects: applied in {state['seconds_to_apply']} s,"
+        f" worker RSS {state['worker_rss_bytes'] / 2**20:,.0f} MiB; restarted, ready in"
+        f" {state['restart_ready_seconds']} s, deciding again (tables restored) after"
+        f" {state['restart_decides_seconds']} s",
+    ]
 
 
 def add_command(sub: Any) -> None:
@@ -228,10 +305,20 @@ def add_command(sub: Any) -> None:
         "--batch-seconds", type=float, default=0.25, help="worker batch window (0.25, the default)"
     )
     bench.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    bench.add_argument(
+        "--undecided",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then open N windows that stay undecided: the worker's memory, and its restart"
+        " until it decides again (0: skip)",
+    )
     bench.set_defaults(func=_command)
 
 
 def _command(args: argparse.Namespace) -> int:
-    options = Options(args.subjects, args.rate, args.partitions, args.batch_seconds, args.keep)
+    options = Options(
+        args.subjects, args.rate, args.partitions, args.batch_seconds, args.keep, args.undecided
+    )
     print(report(run(options)))
     return 0

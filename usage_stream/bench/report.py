@@ -97,7 +97,7 @@ def table(report: dict[str, Any]) -> str:
         *_history_rows(report),
         f"| our processing without faust (aiokafka batches, activation aside)"
         f" | {_rate(report['breakdown_process'])} | {_per_cpu(report['breakdown_process'])} |",
-        f"| faust alone (an agent that only takes and acks batches)"
+        f"| faust alone (the worker's app, a handler that only commits each batch)"
         f" | {_rate(report['breakdown_faust'])} | {_per_cpu(report['breakdown_faust'])} |",
         "",
         "| process | peak RSS | CPU seconds |",
