@@ -174,13 +174,7 @@ def test_a_worker_killed_mid_stream_leaves_quantities_equal_to_the_raw_events(
         Decimal(str(e["properties"]["duration_ms"])) for e in events
     )
     worker.stop()  # chDB: one process per data directory, so reconcile runs once it is gone
-    result = subprocess.run(
-        [sys.executable, "-m", "usage_stream.cli", "reconcile",
-         "--from", start.isoformat(), "--to", to.isoformat()],
-        env={**os.environ, **stack.env}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "equal a recomputation" in result.stdout
+    assert_reconciled(stack, start, to)
 
 
 @pytest.mark.timeout(300)
@@ -208,12 +202,18 @@ def test_a_worker_killed_inside_its_bulk_batches_counts_every_event_once(
     wait_until(lambda: quantity(worker, stack.read_key, "api_calls", start, to) == expected, 120)
     assert events_stored(worker, stack.read_key) == len(events)
     worker.stop()
+    assert_reconciled(stack, start, to)
+
+
+def assert_reconciled(stack: Stack, start: datetime, to: datetime) -> None:
+    """`usage-stream reconcile` finds the stored quantities equal to the raw events'."""
     result = subprocess.run(
         [sys.executable, "-m", "usage_stream.cli", "reconcile",
          "--from", start.isoformat(), "--to", to.isoformat()],
         env={**os.environ, **stack.env}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "equal a recomputation" in result.stdout
 
 
 def events_stored(worker: Service, key: str) -> int:
