@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,10 +10,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ingest import strict_json
 from ingest.errors import CollectorError, ErrorKind
 from ingest.limits import Limits
-from ingest.validation import field_errors
-from schemas.events import UtcDatetime
+from ingest.validation import MAX_DEPTH, field_errors
+from schemas.events import WireTime
+
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 async def read_body(chunks: AsyncIterator[bytes], limit: int) -> bytes:
@@ -28,7 +30,9 @@ async def read_body(chunks: AsyncIterator[bytes], limit: int) -> bytes:
 
 
 def decode(body: bytes, content_encoding: str | None, limit: int) -> bytes:
-    """Undo gzip, stopping at `limit` decompressed bytes so a small bomb cannot fill memory."""
+    """Undo gzip, stopping at `limit` decompressed bytes so a small bomb cannot fill memory.
+    Every member of a multi-member body (what `cat a.gz b.gz` makes) is decoded, the limit on
+    their total; anything after the last member is refused, never ignored."""
     encoding = (content_encoding or "identity").strip().lower()
     if encoding == "identity":
         return body
@@ -36,25 +40,35 @@ def decode(body: bytes, content_encoding: str | None, limit: int) -> bytes:
         raise CollectorError(
             ErrorKind.UNSUPPORTED_ENCODING, f"Content-Encoding {encoding!r}: send gzip or nothing"
         )
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise CollectorError(ErrorKind.BAD_PAYLOAD, f"the gzip body is corrupt: {exc}") from exc
-    if len(data) > limit:
-        raise CollectorError(
-            ErrorKind.TOO_LARGE, f"the body is larger than {limit} bytes once decompressed"
-        )
-    if not inflater.eof:
-        raise CollectorError(ErrorKind.BAD_PAYLOAD, "the gzip body is truncated")
-    return data
+    data, rest = bytearray(), body
+    while True:
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            data += inflater.decompress(rest, limit + 1 - len(data))
+        except zlib.error as exc:
+            raise CollectorError(ErrorKind.BAD_PAYLOAD, f"the gzip body is corrupt: {exc}") from exc
+        if len(data) > limit:
+            raise CollectorError(
+                ErrorKind.TOO_LARGE, f"the body is larger than {limit} bytes once decompressed"
+            )
+        if not inflater.eof:
+            raise CollectorError(ErrorKind.BAD_PAYLOAD, "the gzip body is truncated")
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(data)
+        if not rest.startswith(GZIP_MAGIC):
+            raise CollectorError(
+                ErrorKind.BAD_PAYLOAD,
+                f"{len(rest)} bytes after the gzip data are not another gzip member",
+            )
 
 
 def parse_json(data: bytes) -> Any:
+    """The body as JSON; a value JSON cannot carry, or a duplicated key, is left for the event
+    that holds it to be rejected for (see ingest.strict_json)."""
     try:
-        return json.loads(data)
-    # ValueError too: an integer of more than 4300 digits is refused with a plain ValueError
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return strict_json.loads(data)
+    except (ValueError, RecursionError) as exc:
         raise CollectorError(ErrorKind.BAD_PAYLOAD, f"the body is not JSON: {exc}") from exc
 
 
@@ -63,7 +77,7 @@ class _BatchFields(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
-    sent_at: UtcDatetime | None = Field(default=None, alias="sentAt")
+    sent_at: WireTime | None = Field(default=None, alias="sentAt")
     context: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -85,7 +99,12 @@ def envelope(document: Any, call: str | None, limits: Limits) -> Envelope:
     if not isinstance(document, dict):
         raise CollectorError(ErrorKind.BAD_PAYLOAD, "the body must be a JSON object")
     if call is not None:
-        return Envelope([document])
+        return Envelope([document])  # the body is the event: judged like any other
+    if isinstance(document, strict_json.DuplicateKeys):
+        keys = ", ".join(repr(k) for k in document.duplicates)
+        raise CollectorError(ErrorKind.BAD_PAYLOAD, f"the body has duplicate keys: {keys}")
+    if (problem := strict_json.first_problem(document.get("context"), MAX_DEPTH)) is not None:
+        raise CollectorError(ErrorKind.BAD_PAYLOAD, f"the batch context: {problem}")
     batch = document.get("batch")
     if not isinstance(batch, list) or not batch:
         raise CollectorError(

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from ingest.limits import Limits
+from ingest.strict_json import NotJson, first_problem
 from schemas import EnrichedEvent
 from schemas.events import Message
 
@@ -146,12 +147,12 @@ def _judge(
 
     if not isinstance(item, dict):
         return reject("an event must be a JSON object")
+    if (problem := first_problem(item, MAX_DEPTH)) is not None:
+        return reject(problem)
     if (problem := _type_problem(item, call)) is not None:
         return reject(problem)
     if len(raw) > limits.max_event_bytes:
         return reject(f"the event is {len(raw)} bytes; the limit is {limits.max_event_bytes}")
-    if _depth(item) > MAX_DEPTH:
-        return reject(f"the event is nested deeper than {MAX_DEPTH} levels")
     try:
         message = _MESSAGE.validate_python({**item, "type": call} if call else item)
     except ValidationError as exc:
@@ -234,27 +235,16 @@ def _compact(item: Any) -> bytes:
     """The event as compact JSON with non-ASCII escaped (Segment's libraries measure the same
     way); escaping also carries lone surrogates through intact."""
     try:
-        return json.dumps(item, separators=(",", ":")).encode()
+        return json.dumps(item, separators=(",", ":"), default=_as_written).encode()
     except (ValueError, RecursionError):
         return b""
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth, iteratively: a hostile document must not exhaust our own stack."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        current, level = stack.pop()
-        if isinstance(current, dict):
-            children: Any = current.values()
-        elif isinstance(current, list):
-            children = current
-        else:
-            continue
-        deepest = max(deepest, level)
-        if deepest > MAX_DEPTH:
-            return deepest
-        stack.extend((child, level + 1) for child in children)
-    return deepest
+def _as_written(value: Any) -> str:
+    """A value JSON cannot carry, kept in the rejected event as the text the sender wrote."""
+    if isinstance(value, NotJson):
+        return value.text
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -26,6 +26,18 @@ def corrected_timestamp(
     return timestamp - (sent_at - received_at)
 
 
+def _traits(message: Track | Identify | Group, context: dict[str, Any]) -> dict[str, Any]:
+    """An identify's or group's traits; RudderStack's and Segment's mobile libraries send an
+    identify's traits in `context.traits` instead, which then count as its traits."""
+    if isinstance(message, Track):
+        return {}
+    if not message.traits and isinstance(message, Identify):
+        found = context.get("traits")
+        if isinstance(found, dict):
+            return found
+    return message.traits
+
+
 class EnrichedEvent(BaseModel):
     """One accepted event, keyed on Kafka by `partition_key` so an account's events stay ordered."""
 
@@ -67,7 +79,7 @@ class EnrichedEvent(BaseModel):
             user_id=message.user_id or "",
             anonymous_id=message.anonymous_id or "",
             properties=message.properties if isinstance(message, Track) else {},
-            traits=message.traits if not isinstance(message, Track) else {},
+            traits=_traits(message, context),
             context=context,
             timestamp=corrected_timestamp(message.timestamp, sent_at, received_at),
             original_timestamp=message.timestamp,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -15,7 +15,18 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _written_as_a_date(value: Any) -> Any:
+    """A sender's time must say what it means: a bare number could be seconds or milliseconds
+    (253402300799 is the year 9999 in one and 1978 in the other), so it is refused, never read
+    one way without a word."""
+    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+        raise ValueError("give the time as an ISO 8601 string (2026-11-30T12:00:00Z), not a number")
+    return value
+
+
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+# A time as senders write it: ISO 8601 text only.
+WireTime = Annotated[datetime, BeforeValidator(_written_as_a_date), AfterValidator(_as_utc)]
 Identifier = Annotated[str, Field(min_length=1, max_length=255)]
 
 
@@ -30,8 +41,8 @@ class _Message(BaseModel):
     group_id: Identifier | None = Field(default=None, alias="groupId")
     context: dict[str, Any] = Field(default_factory=dict)
     integrations: dict[str, Any] = Field(default_factory=dict)
-    timestamp: UtcDatetime | None = None
-    sent_at: UtcDatetime | None = Field(default=None, alias="sentAt")
+    timestamp: WireTime | None = None
+    sent_at: WireTime | None = Field(default=None, alias="sentAt")
 
     @model_validator(mode="after")
     def _someone_did_it(self) -> _Message:
@@ -74,5 +85,5 @@ class Batch(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
     batch: list[Message] = Field(min_length=1)
-    sent_at: UtcDatetime | None = Field(default=None, alias="sentAt")
+    sent_at: WireTime | None = Field(default=None, alias="sentAt")
     context: dict[str, Any] = Field(default_factory=dict)
