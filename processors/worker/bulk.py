@@ -76,6 +76,9 @@ class BulkConsumer(faust_aiokafka.Consumer):
         pending: list[RawMessage] = []
         due = 0.0  # when the pending events must go, however few (wall clock)
         generation = self.app.consumer_generation_id
+        # one batch handled while the next one gathers: fetching never waits for a write
+        ready: asyncio.Queue[tuple[list[RawMessage], int]] = asyncio.Queue(maxsize=1)
+        handler = asyncio.ensure_future(self._handle_each(route, ready))
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 wait = max(0.0, due - time.time()) if pending else 1.0
@@ -108,7 +111,9 @@ class BulkConsumer(faust_aiokafka.Consumer):
                     monitor.stream_inbound_time[tp] = time.monotonic()
                 while pending and (len(pending) >= route.batch_size or time.time() >= due):
                     batch, pending = pending[: route.batch_size], pending[route.batch_size :]
-                    await self._handle(route, batch, generation)
+                    if handler.done():
+                        handler.result()  # the handler died: raise what killed it
+                    await ready.put((batch, generation))
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 log.info("broker stopped the consumer while shutting down")
@@ -118,6 +123,20 @@ class BulkConsumer(faust_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+        finally:
+            handler.cancel()  # a batch in hand is abandoned: its offsets are not committed
+
+    async def _handle_each(
+        self, route: BulkRoute, ready: asyncio.Queue[tuple[list[RawMessage], int]]
+    ) -> None:
+        while True:
+            batch, generation = await ready.get()
+            try:
+                await self._handle(route, batch, generation)
+            except Exception as exc:  # a bug, not bad data: stop the worker rather than skip
+                log.exception("the batch handler failed")
+                await self.crash(exc)
+                raise
 
     async def _handle(self, route: BulkRoute, batch: list[RawMessage], generation: int) -> None:
         async with route.lock:
