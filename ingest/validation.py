@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from ingest.limits import Limits
 from ingest.strict_json import NotJson, first_problem
 from schemas import EnrichedEvent
-from schemas.events import Message
+from schemas.events import EARLIEST, LATEST, Message
 
 _MESSAGE: TypeAdapter[Any] = TypeAdapter(Message)
 CALLS = ("track", "identify", "group")
@@ -21,9 +21,6 @@ UNSUPPORTED_CALLS = ("page", "screen", "alias")
 # Deeper than any real properties object, shallow enough that no JSON encoder on the way
 # (ours, pydantic's, ClickHouse's) hits its recursion limit.
 MAX_DEPTH = 32
-# What ClickHouse's DateTime64 columns hold with room to spare; outside it a time is garbage.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 # Where a clamped event keeps its flag: in its context, stored with it, queryable downstream.
 FLAG_KEY = "usageStream"
 

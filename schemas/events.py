@@ -25,6 +25,10 @@ def _written_as_a_date(value: Any) -> Any:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+# The times this product stores and answers for; ClickHouse's DateTime64 columns hold them with
+# room to spare, and outside them a time is a broken clock, not a plan.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 # A time as senders write it: ISO 8601 text only.
 WireTime = Annotated[datetime, BeforeValidator(_written_as_a_date), AfterValidator(_as_utc)]
 Identifier = Annotated[str, Field(min_length=1, max_length=255)]

@@ -2,7 +2,6 @@
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -17,7 +16,7 @@ from processors.features.query import FeatureUsageOut, FeatureUseOut
 from processors.storage.clickhouse import ClickHouse
 from processors.windows import EPOCH, FeatureWindow
 from schemas.config import ProductConfig
-from schemas.events import UtcDatetime
+from schemas.events import LATEST, UtcDatetime
 
 
 class OutcomeType(StrEnum):
@@ -53,7 +52,6 @@ class BreadthAnswer(BaseModel):
 
 Days = Annotated[int, Query(ge=1, le=366, description="the last N days, up to `to`")]
 To = Annotated[UtcDatetime | None, Query(description="end of the range (default: now)")]
-FAR = datetime(2200, 1, 1, tzinfo=UTC)
 STARTS_FROM = "windows opened at or after this"
 
 
@@ -105,6 +103,7 @@ def analytics_router(
         start: Annotated[UtcDatetime | None, Query(alias="from", description=STARTS_FROM)] = None,
         to: Annotated[UtcDatetime | None, Query(description="windows opened before this")] = None,
     ) -> dict[str, Any]:
+        params.in_range(**{"from": start, "to": to})
         if config.activation.rule(rule) is None:
             raise HTTPException(404, f"no activation rule named {rule!r}; see /v1/activation-rules")
         rows = await run(
@@ -114,7 +113,7 @@ def analytics_router(
             cohort,
             params.zone(tz).key,
             start or EPOCH,
-            to or FAR,
+            to or LATEST,
         )
         return {"rule": rule, "cohort": cohort.value, "tz": tz,
                 "data": rows}  # fmt: skip
@@ -133,6 +132,7 @@ def analytics_router(
         account: Annotated[list[str] | None, Query()] = None,
         feature: Annotated[list[str] | None, Query()] = None,
     ) -> list[FeatureUsageOut]:
+        params.in_range(**{"from": start, "to": to})
         if start >= to:
             raise HTTPException(400, "`from` must be before `to`")
         rows: list[FeatureUsageOut] = await run(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
+from processors.api import params
 from processors.storage.clickhouse import ClickHouse
 from processors.storage.events import COLUMNS
 from processors.windows import EPOCH
@@ -81,6 +82,7 @@ def events_router(clickhouse: ClickHouse, tenant_of: Callable[[Request], str]) -
             UtcDatetime | None, Query(description="only events received at or after this time")
         ] = None,
     ) -> list[EventCount]:
+        params.in_range(received_since=received_since)
         rows = await query(
             "SELECT event, type, count(), uniqExact(account), uniqExact(user_id)"
             " FROM events WHERE tenant = {tenant:String}"

@@ -13,7 +13,17 @@ from fastapi import HTTPException
 from processors.metering.calendar import period_end, period_start
 from processors.windows import to_minute
 from schemas.config import Billing
+from schemas.events import EARLIEST, LATEST
 from schemas.zones import known_zone
+
+RANGE = f"from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d} (UTC)"
+
+
+def in_range(**times: datetime | None) -> None:
+    """400 naming the parameter when a time is outside what is stored and answered for."""
+    for name, value in times.items():
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise HTTPException(400, f"`{name}` {value.isoformat()} is out of range: give {RANGE}")
 
 
 def zone(name: str) -> ZoneInfo:
@@ -30,8 +40,14 @@ def billing_period(text: str, billing: Billing) -> tuple[datetime, datetime]:
         month = datetime.strptime(text, "%Y-%m")
     except ValueError:
         raise HTTPException(400, f"period {text!r}: give a month as YYYY-MM") from None
+    out_of_range = HTTPException(400, f"period {text!r} is out of range: give a month {RANGE}")
+    if not EARLIEST.year <= month.year < LATEST.year:
+        raise out_of_range
     middle = month.replace(day=15, tzinfo=billing.zone).astimezone(UTC)
-    return period_start(middle, billing), period_end(middle, billing)
+    start, end = period_start(middle, billing), period_end(middle, billing)
+    if start < EARLIEST:  # January 1970 in a zone east of UTC begins in 1969
+        raise out_of_range
+    return start, end
 
 
 def cursor(position: int, offset: int) -> str:
@@ -53,4 +69,5 @@ def uncursor(text: str | None) -> tuple[int, int]:
 def last_days(days: int, to: datetime | None) -> tuple[datetime, datetime]:
     """[to - days, to), to the minute; `to` defaults to now."""
     end = to_minute(to or datetime.now(UTC))
+    in_range(to=end, start=end - timedelta(days=days))
     return end - timedelta(days=days), end

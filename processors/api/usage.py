@@ -77,6 +77,7 @@ def usage_router(
         by_customer: bool = True,
     ) -> dict[str, Any]:
         meter = meter_named(name)
+        params.in_range(**{"from": start, "to": to})
         if start >= to:
             raise HTTPException(400, "`from` must be before `to`")
         try:

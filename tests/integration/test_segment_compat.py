@@ -1,4 +1,5 @@
-"""Segment's own Python library, unchanged, against our collector: its calls land in Kafka."""
+"""Segment's and RudderStack's own Python libraries, unchanged, against our collector: their calls
+land in Kafka."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
 from tests.conftest import Stack
@@ -77,3 +79,27 @@ def test_segments_library_reports_a_wrong_write_key(stack: Stack, collector: Ser
     # our problem body carries Segment's `code` and `message`, so its error reads well
     assert (error.status, error.code) == (401, "bad_key")
     assert "write key" in error.message and len(items) == 1
+
+
+def test_rudderstacks_library_works_unchanged_traits_included(
+    stack: Stack, collector: Service
+) -> None:
+    errors: list[Any] = []
+    rudder = RudderClient(
+        stack.write_key,
+        host=collector.url,
+        gzip=True,
+        upload_size=10,
+        on_error=lambda error, items: errors.append((error, items)),
+    )
+    calls = [
+        rudder.identify("user-2", {"email": "b@example.com", "plan": "scale"}),
+        rudder.track("user-2", "report_created", {"charts": 2}, {"groupId": "acct-2"}),
+    ]
+    rudder.shutdown()
+    assert all(ok for ok, _ in calls) and errors == []
+    landed = on_topic(stack, "USAGE_STREAM_EVENTS_TOPIC")
+    identify = json.loads(landed[calls[0][1]["messageId"]].value)
+    # RudderStack sends an identify's traits as context.traits: they are its traits
+    assert identify["traits"] == {"email": "b@example.com", "plan": "scale"}
+    assert json.loads(landed[calls[1][1]["messageId"]].value)["properties"] == {"charts": 2}

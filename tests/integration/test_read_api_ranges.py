@@ -1,0 +1,52 @@
+"""Times the read API cannot answer for get a 400 naming the accepted range, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from processors.api.app import create_read_api
+from processors.storage.clickhouse import ClickHouse
+from schemas.config import EXAMPLE_CONFIG, load_config
+
+pytestmark = pytest.mark.integration
+OLD, LATE, NOW = "0999-12-31T00:00:00Z", "9999-12-31T00:00:00Z", "2026-03-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/v1/events/counts?received_since={OLD}",
+        f"/v1/meters/api_calls/usage?from={OLD}&to={NOW}",
+        f"/v1/meters/api_calls/usage?from={NOW}&to={LATE}",
+        "/v1/usage/export?period=9999-12",
+        "/v1/usage/export?period=0999-01",
+        "/v1/usage/export?period=1969-12",
+        f"/v1/features/usage?from={OLD}&to={NOW}",
+        "/v1/features/report_created/adoption?days=30&to=1000-03-01T00:00:00Z",
+        "/v1/features/report_created/adoption?days=366&to=1970-06-01T00:00:00Z",
+        f"/v1/accounts/acct-1/features?to={LATE}",
+        "/v1/activations/cohorts?rule={rule}&from=" + OLD,
+    ],
+)
+def test_out_of_range_times_are_a_400_with_the_range(clickhouse: ClickHouse, path: str) -> None:
+    product = load_config(EXAMPLE_CONFIG)
+    client = TestClient(create_read_api(clickhouse, product, {"rk": "acme"}, lambda: True))
+    response = client.get(
+        path.format(rule=product.activation.rules[0].name),
+        headers={"Authorization": "Bearer rk"},
+    )
+    assert response.status_code == 400, response.text
+    assert "out of range" in response.text and "1970-01-01" in response.text
+
+
+def test_times_inside_the_range_are_answered(clickhouse: ClickHouse) -> None:
+    product = load_config(EXAMPLE_CONFIG)
+    client = TestClient(create_read_api(clickhouse, product, {"rk": "acme"}, lambda: True))
+    bearer = {"Authorization": "Bearer rk"}
+    for path in (
+        "/v1/usage/export?period=1970-01",
+        f"/v1/meters/api_calls/usage?from=1970-01-01T00:00:00Z&to={NOW}",
+        "/v1/events/counts?received_since=2199-12-31T00:00:00Z",
+    ):
+        assert client.get(path, headers=bearer).status_code == 200, path
