@@ -74,7 +74,8 @@ def run_worker(settings: Settings) -> None:
         clickhouse,
         product,
         settings.tenant_for_read_key(),
-        lambda: state.assigned and lag.reachable,
+        # ready: partitions held, the broker answering, the activation tables restored
+        lambda: state.assigned and lag.reachable and not app.in_recovery,
     )
     metrics.serve(api)
     lag.start()
