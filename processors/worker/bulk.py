@@ -13,6 +13,10 @@ durable; records of any other topic (the tables' changelogs) take faust's own pa
 - A revocation waits for the batch in hand (an awaited `on_partitions_revoked` receiver), and
   asks it to stop retrying: a batch is either written and committed, or abandoned whole
   (`Abandoned`), never half committed while another worker takes over its partitions.
+- Batches are handled one at a time, in order, while the next one gathers: a consumer that
+  stopped fetching during a write would sit behind the broker's fetch wait (faust sets 1.5 s)
+  and let batches grow to their cap. A batch's window counts from when its first record
+  reached Kafka.
 - faust's livelock monitor is fed as its streams would feed it: inbound time and end offsets
   per partition; commits go through faust's own `_commit_offsets`.
 
