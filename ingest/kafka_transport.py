@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from usage_stream_sdk import RetryableError, SendResult
 
+from ingest import strict_json
 from ingest.limits import Limits
 from ingest.sink import KafkaEventSink, SinkUnavailable
 from ingest.validation import admit
@@ -55,7 +55,7 @@ class KafkaTransport:
 
     def send(self, messages: Sequence[bytes]) -> SendResult:
         admission = admit(
-            [json.loads(m) for m in messages],
+            [strict_json.loads(m) for m in messages],  # judged as the collector judges a body
             tenant=self._tenant,
             # This process stamped the timestamps with the clock it reads now: nothing to
             # correct, so no sentAt.
