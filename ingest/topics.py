@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from usage_stream_sdk.retry import Backoff
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str]:
@@ -67,3 +77,26 @@ def ensure_topics_with_config(bootstrap: str, name: str, partitions: int, compac
         return False
     finally:
         admin.close()
+
+
+WAITING = Backoff(base=1.0, cap=30.0)  # for a broker that is not up yet
+
+
+def when_kafka_answers(
+    bootstrap: str, what: str, attempt: Callable[[], T], backoff: Backoff = WAITING
+) -> T:
+    """`attempt` (a call that needs the broker), tried again with backoff while Kafka does not
+    answer: a process started before its broker waits for it, one clear line per attempt."""
+    rng = random.Random()
+    failures = 0
+    while True:
+        try:
+            return attempt()
+        except KafkaError as exc:
+            delay = backoff.delay(failures, None, rng)
+            log.warning(
+                "Kafka at %s does not answer (%s: %r); trying again in %.1f s",
+                bootstrap, what, exc, delay,
+            )  # fmt: skip
+            time.sleep(delay)
+            failures += 1

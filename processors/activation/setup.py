@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import faust
 
-from ingest.topics import ensure_copartitioned
+from ingest.topics import ensure_copartitioned, when_kafka_answers
 from processors.activation.engine import ActivationEngine
 from processors.activation.store import ClickHouseActivationStore
 from processors.activation.tables import ActivationConfig, ActivationTables
@@ -27,8 +27,15 @@ def add_activation(
         return None
     # faust restores a table partition by partition of its source topic: the outcomes' topic
     # (the `activation_outcomes` table's changelog) must be partitioned like `events`.
-    partitions = ensure_copartitioned(
-        settings.kafka_bootstrap, settings.activations_topic, settings.events_topic, compacted=True
+    partitions = when_kafka_answers(
+        settings.kafka_bootstrap,
+        "creating the activations topic",
+        lambda: ensure_copartitioned(
+            settings.kafka_bootstrap,
+            settings.activations_topic,
+            settings.events_topic,
+            compacted=True,
+        ),
     )
     config = ActivationConfig(
         bootstrap=settings.kafka_bootstrap,

@@ -10,7 +10,7 @@ import faust
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from ingest.topics import ensure_topics
+from ingest.topics import ensure_topics, when_kafka_answers
 from processors.activation.setup import add_activation
 from processors.api.app import create_read_api
 from processors.features.processor import FeatureUsageProcessor
@@ -36,10 +36,14 @@ def run_worker(settings: Settings) -> None:
         settings.clickhouse_database,
         settings.clickhouse_password.get_secret_value(),
     )
-    ensure_topics(
+    when_kafka_answers(
         settings.kafka_bootstrap,
-        [settings.events_topic, settings.invalid_topic],
-        settings.topic_partitions,
+        "creating the topics",
+        lambda: ensure_topics(
+            settings.kafka_bootstrap,
+            [settings.events_topic, settings.invalid_topic],
+            settings.topic_partitions,
+        ),
     )
     store = ClickHouseEventStore(clickhouse, timedelta(days=settings.dedup_horizon_days))
     state = WorkerState()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from tests.conftest import Stack
 from tests.harness import Service, basic, bearer, http, wait_until
+from usage_stream.broker import LocalBroker
 from usage_stream.stack import free_port
 
 pytestmark = pytest.mark.integration
@@ -150,3 +154,22 @@ def test_a_malformed_kafka_message_is_dead_lettered_and_the_rest_stored(
     assert parked.value == b"{broken"
     headers = dict(parked.headers)
     assert b"not an event" in headers["reason"]
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_started_before_its_broker_waits_for_it(stack: Stack, tmp_path: Path) -> None:
+    broker = LocalBroker(tmp_path / "late-kafka", port=free_port(), controller_port=free_port())
+    worker = stack.service("worker", USAGE_STREAM_KAFKA_BOOTSTRAP=broker.bootstrap)
+    starting = threading.Thread(target=lambda: worker.start(timeout=180))
+    starting.start()
+    try:
+        time.sleep(40)  # longer than kafka-python's own bootstrap timeout: it used to exit here
+        assert worker.process is not None and worker.process.poll() is None
+        assert "does not answer" in worker.log_file.read_text()
+        broker.start()
+        starting.join(180)
+        status, body = http("GET", f"{worker.url}/readyz")
+        assert status == 200, body
+    finally:
+        worker.stop()
+        broker.stop()
