@@ -7,10 +7,12 @@ whose success means Kafka holds both.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -99,18 +101,39 @@ class KafkaEventSink:
     ) -> None:
         """`publish` for callers without an event loop (the SDK's Kafka transport)."""
         deadline = time.monotonic() + self._timeout
+        producer = None
         try:
+            producer = self._connected_producer()
             for future in self._send_all(events, rejected):
                 future.get(timeout=max(0.001, deadline - time.monotonic()))
         except (KafkaError, TimeoutError, OSError) as exc:
+            if producer is not None:
+                self._replace(producer)
             raise SinkUnavailable(f"Kafka did not acknowledge the events: {exc!r}") from exc
 
+    def _replace(self, failed: KafkaProducer) -> None:
+        """A producer that did not deliver may never deliver again: after a broker crash with
+        requests in flight, kafka-python's producer can stay wedged on the dead connection. The
+        next request gets a new one; the old one is abandoned without waiting (what it still
+        holds may arrive later: a copy, which the worker's dedup drops)."""
+        close = failed.close
+        with self._lock:
+            if self._producer is not failed:
+                return  # another request replaced it already
+            self._producer = None
+        threading.Thread(target=close, kwargs={"timeout": 0}, daemon=True).start()
+
     def ready(self) -> bool:
-        try:
-            producer = self._connected_producer()
-        except KafkaError:
-            return False
-        return bool(producer.bootstrap_connected()) or bool(producer.partitions_for(self._topic))
+        """Kafka can take an event now: a broker of the bootstrap list accepts a connection.
+        (The producer's cached metadata kept saying yes for 30 s after the broker went away.)"""
+        for server in self._bootstrap.split(","):
+            address = urlsplit(f"//{server.strip()}")
+            try:
+                with socket.create_connection((address.hostname, address.port or 9092), 1.0):
+                    return True
+            except OSError:
+                continue
+        return False
 
     def close(self) -> None:
         with self._lock:

@@ -1,7 +1,14 @@
-"""The SDK across a restart of Kafka itself: a private broker, so the session's keeps running."""
+"""The SDK and the collector across a restart or a crash of Kafka itself: a private broker, so the
+session's keeps running."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
+import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +18,7 @@ from usage_stream_sdk import Client
 
 from ingest.topics import ensure_topics
 from tests.conftest import Stack
-from tests.harness import Service, wait_until
+from tests.harness import Service, basic, http, wait_until
 from tests.integration.test_sdk_delivery import stored_ids
 from usage_stream.broker import LocalBroker
 from usage_stream.stack import free_port
@@ -63,3 +70,56 @@ def test_every_event_arrives_once_across_a_broker_restart(
         if worker is not None:
             worker.stop()
         collector.stop()
+
+
+@pytest.mark.timeout(300)
+def test_the_collector_recovers_by_itself_after_the_broker_is_killed_mid_request(
+    stack: Stack, private_broker: LocalBroker
+) -> None:
+    on_private = {"USAGE_STREAM_KAFKA_BOOTSTRAP": private_broker.bootstrap}
+    topics = [stack.env["USAGE_STREAM_EVENTS_TOPIC"], stack.env["USAGE_STREAM_INVALID_TOPIC"]]
+    ensure_topics(private_broker.bootstrap, topics, 3)
+    collector = stack.service(
+        "collector", **on_private, USAGE_STREAM_PRODUCE_TIMEOUT_SECONDS="3"
+    ).start()
+    answers: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def send() -> None:  # a steady sender, so requests are in flight when the broker dies
+        while not stop.is_set():
+            event = {"type": "track", "messageId": str(uuid.uuid4()), "userId": "u-1",
+                     "event": "api_call"}  # fmt: skip
+            try:
+                status, _ = http("POST", f"{collector.url}/v1/batch", {"batch": [event]},
+                                 basic(stack.write_key))  # fmt: skip
+            except OSError:
+                status = 0
+            answers.append((time.monotonic(), status))
+
+    def ready() -> bool:
+        try:
+            return http("GET", f"{collector.url}/readyz")[0] == 200
+        except OSError:
+            return False
+
+    senders = [threading.Thread(target=send) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    try:
+        wait_until(lambda: sum(status == 200 for _, status in answers) >= 20, 60)
+        pid = private_broker.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)  # this process started it: reap it, or it lingers as a zombie
+        wait_until(lambda: not ready(), 15)  # the truth, at once: Kafka cannot take events
+        time.sleep(5)
+        private_broker.start()
+        back = time.monotonic()
+        wait_until(ready, 30)
+        # it delivers again by itself, within seconds of the broker's return
+        wait_until(lambda: any(t > back and status == 200 for t, status in answers[-50:]), 45)
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(30)
