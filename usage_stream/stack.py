@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
+from usage_stream_sdk.retry import Backoff
+
 from ingest.topics import ensure_topics
 from schemas.config import EXAMPLE_CONFIG
 from schemas.settings import Settings
@@ -24,6 +27,9 @@ from usage_stream import demo
 from usage_stream.broker import LocalBroker
 
 log = logging.getLogger(__name__)
+RESTART = Backoff(base=1.0, cap=30.0)
+RESTART_LIMIT = 5  # deaths of one child within RESTART_WINDOW before `up` gives up
+RESTART_WINDOW = 120.0
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -83,6 +89,12 @@ def terminate(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
             process.wait()
 
 
+def _terminate_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """The children as they are now (restarted ones included), newest first."""
+    for process in reversed(children.values()):
+        terminate(process)
+
+
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -101,6 +113,7 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True) -> int:
     collector_url = f"http://{settings.collector_host}:{settings.collector_port}"
     worker_url = f"http://{settings.worker_host}:{settings.worker_port}"
     logs = settings.data_dir / "logs"
+    children: dict[str, subprocess.Popen[bytes]] = {}
     with ExitStack() as running:
         try:
             if _is_local(settings):
@@ -114,11 +127,11 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True) -> int:
                 [settings.events_topic, settings.invalid_topic],
                 settings.topic_partitions,
             )
+            running.callback(_terminate_all, children)
             for name, url in (("worker", worker_url), ("collector", collector_url)):
                 print(f"starting the {name} on {url} (log: {logs / name}.log) …", flush=True)
-                process = spawn(name, env, logs / f"{name}.log")
-                running.callback(terminate, process)
-                wait_ready(url, process, logs / f"{name}.log", timeout=120)
+                children[name] = spawn(name, env, logs / f"{name}.log")
+                wait_ready(url, children[name], logs / f"{name}.log", timeout=120)
             print(f"\nstack is up. ClickHouse: {settings.clickhouse_dsn}\n", flush=True)
             if demo_run:
                 demo.run(collector_url, worker_url, write_keys, read_keys)
@@ -128,8 +141,46 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True) -> int:
                     "\nCtrl-C stops everything this command started.",
                     flush=True,
                 )
-                while True:
-                    time.sleep(3600)
+                return supervise(children, env, logs)
         except KeyboardInterrupt:
             print("\nstopping …", flush=True)
     return 0
+
+
+def supervise(
+    children: dict[str, subprocess.Popen[bytes]],
+    env: dict[str, str],
+    logs: Path,
+    backoff: Backoff = RESTART,
+    poll_seconds: float = 1.0,
+) -> int:
+    """Keep the stack up: a child that exits is logged with its exit code and started again
+    after a backoff; one that dies RESTART_LIMIT times within RESTART_WINDOW seconds stops
+    everything with a message (returns 1) rather than flapping forever."""
+    deaths: dict[str, list[float]] = {}
+    rng = random.Random()
+    while True:
+        time.sleep(poll_seconds)
+        for name, process in list(children.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            now = time.monotonic()
+            recent = [t for t in deaths.get(name, []) if t > now - RESTART_WINDOW] + [now]
+            deaths[name] = recent
+            log_file = logs / f"{name}.log"
+            if len(recent) > RESTART_LIMIT:
+                print(
+                    f"the {name} exited {len(recent)} times within {RESTART_WINDOW:.0f}s (last"
+                    f" exit code {code}); stopping everything: see {log_file}",
+                    flush=True,
+                )
+                return 1
+            delay = backoff.delay(len(recent) - 1, None, rng)
+            print(
+                f"the {name} exited with code {code} (see {log_file}); starting it again"
+                f" in {delay:.1f}s",
+                flush=True,
+            )
+            time.sleep(delay)
+            children[name] = spawn(name, env, log_file)

@@ -1,0 +1,67 @@
+"""`usage-stream up` keeps its stack up: a child that exits is started again, one that keeps
+dying stops everything with a message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from usage_stream_sdk.retry import Backoff
+
+from usage_stream import stack
+
+QUICK = Backoff(base=0.001, cap=0.01)
+
+
+def process(code: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_a_child_that_exits_is_started_again_and_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spawned: list[subprocess.Popen[bytes]] = []
+
+    def spawn(name: str, env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+        spawned.append(process("import time; time.sleep(60)"))  # the new one stays up
+        return spawned[-1]
+
+    monkeypatch.setattr(stack, "spawn", spawn)
+    children = {"worker": process("raise SystemExit(3)")}
+    returned: list[int] = []
+    supervising = threading.Thread(
+        target=lambda: returned.append(stack.supervise(children, {}, tmp_path, QUICK, 0.01)),
+        daemon=True,
+    )
+    supervising.start()
+    deadline = time.monotonic() + 10
+    while not spawned and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # several more rounds of supervision: the new one is left alone
+    assert len(spawned) == 1 and children["worker"] is spawned[0]
+    assert spawned[0].poll() is None and returned == []
+    assert "the worker exited with code 3" in capsys.readouterr().out
+    monkeypatch.setattr(stack, "RESTART_LIMIT", 1)
+    spawned[0].kill()  # and once more: past the limit, supervision ends
+    supervising.join(10)
+    assert returned == [1]
+
+
+def test_a_child_that_keeps_dying_stops_everything(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[str] = []
+
+    def spawn(name: str, env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+        started.append(name)
+        return process("raise SystemExit(7)")
+
+    monkeypatch.setattr(stack, "spawn", spawn)
+    children = {"worker": process("raise SystemExit(7)")}
+    assert stack.supervise(children, {}, tmp_path, QUICK, poll_seconds=0.01) == 1
+    assert started == ["worker"] * stack.RESTART_LIMIT
+    assert f"exited {stack.RESTART_LIMIT + 1} times" in capsys.readouterr().out
