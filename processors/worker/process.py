@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from datetime import timedelta
+from typing import Any
 
 import faust
 import uvicorn
@@ -26,6 +28,26 @@ from schemas.config import load_config
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
+STOP_SECONDS = 8.0  # from SIGTERM to exit, however stopping goes
+
+
+class WorkerProcess(faust.Worker):
+    """faust's process runner, with a deadline on stopping. With Kafka down, a graceful stop
+    waits out every client's timeouts (a minute); past STOP_SECONDS the process exits anyway,
+    which loses nothing: offsets are committed only for batches already durable, and the rest
+    is read again, counted once."""
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        deadline = threading.Timer(STOP_SECONDS, _exit_now)
+        deadline.daemon = True  # a stop that finishes in time is not held up by it
+        deadline.start()
+        super()._schedule_shutdown(signal)
+
+
+def _exit_now() -> None:
+    log.warning("not stopped within %.0f s (Kafka down?): exiting now", STOP_SECONDS)
+    logging.shutdown()
+    os._exit(0)
 
 
 def run_worker(settings: Settings) -> None:
@@ -89,7 +111,7 @@ def run_worker(settings: Settings) -> None:
     thread = threading.Thread(target=server.run, name="read-api", daemon=True)
     thread.start()
     try:
-        faust.Worker(app, loglevel="INFO").execute_from_commandline()
+        WorkerProcess(app, loglevel="INFO").execute_from_commandline()
     finally:
         server.should_exit = True
         lag.stop()

@@ -123,3 +123,24 @@ def test_the_collector_recovers_by_itself_after_the_broker_is_killed_mid_request
         stop.set()
         for sender in senders:
             sender.join(30)
+
+
+def test_a_worker_stops_within_ten_seconds_of_sigterm_with_kafka_down(
+    stack: Stack, private_broker: LocalBroker
+) -> None:
+    on_private = {"USAGE_STREAM_KAFKA_BOOTSTRAP": private_broker.bootstrap}
+    worker = stack.service("worker", **on_private).start()
+    assert worker.process is not None
+    pid = private_broker.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    time.sleep(3)  # its clients notice the broker is gone
+    asked = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    try:
+        worker.process.wait(30)
+        assert time.monotonic() - asked <= 10
+    finally:
+        worker.kill()

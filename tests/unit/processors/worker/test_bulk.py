@@ -2,7 +2,8 @@
 
 processors.worker.bulk replaces `Consumer._drain_messages` (after the logic of `getmany`) and
 `App._new_transport`, and calls `_wait_next_records`, `_commit_offsets`, `perform_seek` and
-`_to_message`. They were read in faust-streaming 0.15.3, which pyproject.toml pins. A new
+`_to_message`; the worker's stop deadline overrides mode's `Worker._schedule_shutdown`. They
+were read in faust-streaming 0.15.3 and mode-streaming 0.7.1, which pyproject.toml pins. A new
 version must be read again: compare its versions of these methods with the module, adapt it,
 then record the new fingerprints here.
 """
@@ -18,6 +19,7 @@ import pytest
 from faust.app import base as app_base
 from faust.transport import consumer as consumer_base
 from faust.transport.drivers import aiokafka as driver
+from mode import worker as mode_worker
 
 from processors.worker.app import AppConfig, faust_app
 from processors.worker.bulk import BulkConsumer, BulkTransport
@@ -34,6 +36,8 @@ FINGERPRINTS = {
     "Consumer.perform_seek": (consumer_base.Consumer.perform_seek, "0e8c130ff4b0afd8"),
     "App._new_transport": (app_base.App._new_transport, "42db531312dd776f"),
     "aiokafka Consumer._to_message": (driver.Consumer._to_message, "7c24f6511b2fcef7"),
+    # processors.worker.process.WorkerProcess puts a deadline on stopping through this one
+    "mode Worker._schedule_shutdown": (mode_worker.Worker._schedule_shutdown, "1a6a5dfc88c2298b"),
 }
 
 
