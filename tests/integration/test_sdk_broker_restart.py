@@ -38,15 +38,31 @@ def private_broker(tmp_path: Path) -> Iterator[LocalBroker]:
         broker.stop()
 
 
+def collector_on(stack: Stack, broker: LocalBroker) -> Service:
+    """A collector producing to `broker`, its topics created, giving up on Kafka after 3 s."""
+    topics = [stack.env["USAGE_STREAM_EVENTS_TOPIC"], stack.env["USAGE_STREAM_INVALID_TOPIC"]]
+    ensure_topics(broker.bootstrap, topics, 3)
+    return stack.service(
+        "collector",
+        USAGE_STREAM_KAFKA_BOOTSTRAP=broker.bootstrap,
+        USAGE_STREAM_PRODUCE_TIMEOUT_SECONDS="3",
+    ).start()
+
+
+def kill(broker: LocalBroker) -> None:
+    """SIGKILL the broker, and reap it: this process started it, and a zombie looks alive."""
+    pid = broker.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
 def test_every_event_arrives_once_across_a_broker_restart(
     stack: Stack, private_broker: LocalBroker
 ) -> None:
     on_private = {"USAGE_STREAM_KAFKA_BOOTSTRAP": private_broker.bootstrap}
-    topics = [stack.env["USAGE_STREAM_EVENTS_TOPIC"], stack.env["USAGE_STREAM_INVALID_TOPIC"]]
-    ensure_topics(private_broker.bootstrap, topics, 3)
-    collector = stack.service(
-        "collector", **on_private, USAGE_STREAM_PRODUCE_TIMEOUT_SECONDS="3"
-    ).start()
+    collector = collector_on(stack, private_broker)
     worker: Service | None = None
     client = Client(stack.write_key, collector.url, flush_at=10, flush_interval=0.1)
     try:
@@ -76,12 +92,7 @@ def test_every_event_arrives_once_across_a_broker_restart(
 def test_the_collector_recovers_by_itself_after_the_broker_is_killed_mid_request(
     stack: Stack, private_broker: LocalBroker
 ) -> None:
-    on_private = {"USAGE_STREAM_KAFKA_BOOTSTRAP": private_broker.bootstrap}
-    topics = [stack.env["USAGE_STREAM_EVENTS_TOPIC"], stack.env["USAGE_STREAM_INVALID_TOPIC"]]
-    ensure_topics(private_broker.bootstrap, topics, 3)
-    collector = stack.service(
-        "collector", **on_private, USAGE_STREAM_PRODUCE_TIMEOUT_SECONDS="3"
-    ).start()
+    collector = collector_on(stack, private_broker)
     answers: list[tuple[float, int]] = []
     stop = threading.Event()
 
@@ -107,11 +118,7 @@ def test_the_collector_recovers_by_itself_after_the_broker_is_killed_mid_request
         sender.start()
     try:
         wait_until(lambda: sum(status == 200 for _, status in answers) >= 20, 60)
-        pid = private_broker.pid()
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)  # this process started it: reap it, or it lingers as a zombie
+        kill(private_broker)
         wait_until(lambda: not ready(), 15)  # the truth, at once: Kafka cannot take events
         time.sleep(5)
         private_broker.start()
@@ -131,11 +138,7 @@ def test_a_worker_stops_within_ten_seconds_of_sigterm_with_kafka_down(
     on_private = {"USAGE_STREAM_KAFKA_BOOTSTRAP": private_broker.bootstrap}
     worker = stack.service("worker", **on_private).start()
     assert worker.process is not None
-    pid = private_broker.pid()
-    assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
+    kill(private_broker)
     time.sleep(3)  # its clients notice the broker is gone
     asked = time.monotonic()
     worker.process.send_signal(signal.SIGTERM)
