@@ -1,1 +1,1 @@
-"""Activation detection: rule state, the pure engine, records, faust agent, store, queries."""
+"""Activation detection: rule state, the pure engine, records, faust tables, store, queries."""

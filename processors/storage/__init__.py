@@ -1,1 +1,1 @@
-"""Where rows are kept: the ClickHouse client, the raw event store, the tables' Kafka marks."""
+"""Where rows are kept: ClickHouse client, raw event store with its id filter, Kafka marks."""

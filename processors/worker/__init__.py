@@ -1,1 +1,1 @@
-"""The worker process: faust app, batch runner, written offsets, consumer lag, metrics, wiring."""
+"""The worker process: faust app and bulk consumer, batch runner, written offsets, lag, metrics."""
