@@ -147,3 +147,28 @@ def test_a_worker_stops_within_ten_seconds_of_sigterm_with_kafka_down(
         assert time.monotonic() - asked <= 10
     finally:
         worker.kill()
+
+
+@pytest.mark.timeout(300)
+def test_a_running_worker_rides_out_a_broker_crash(
+    stack: Stack, private_broker: LocalBroker
+) -> None:
+    collector = collector_on(stack, private_broker)
+    worker = stack.service("worker", USAGE_STREAM_KAFKA_BOOTSTRAP=private_broker.bootstrap).start()
+    client = Client(stack.write_key, collector.url, flush_at=10, flush_interval=0.1)
+    try:
+        before = [client.track("user-1", "api_call", {"n": i}).message_id for i in range(10)]
+        assert client.flush(timeout=60)
+        wait_until(lambda: len(stored_ids(worker, stack, before)) == 10, 60)
+        kill(private_broker)
+        time.sleep(5)
+        private_broker.start()
+        after = [client.track("user-1", "api_call", {"n": i}).message_id for i in range(10, 20)]
+        assert client.flush(timeout=120)
+        # the same worker process, never restarted, stores what came after the crash
+        wait_until(lambda: len(stored_ids(worker, stack, after)) == 10, 120)
+        assert worker.process is not None and worker.process.poll() is None
+    finally:
+        client.shutdown(timeout=5)
+        worker.stop()
+        collector.stop()
