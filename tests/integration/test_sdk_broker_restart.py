@@ -130,6 +130,7 @@ def test_the_collector_recovers_by_itself_after_the_broker_is_killed_mid_request
         stop.set()
         for sender in senders:
             sender.join(30)
+        collector.stop()
 
 
 def test_a_worker_stops_within_ten_seconds_of_sigterm_with_kafka_down(
