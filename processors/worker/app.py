@@ -23,7 +23,7 @@ from processors.delivery.retry import retry_forever
 from processors.model import Delivery, RawMessage, Rejected, offset_marks
 from processors.storage.events import EventStore
 from processors.worker.batch import BatchResult, Processor, run_batch
-from processors.worker.bulk import BulkConsumer, WorkerApp
+from processors.worker.bulk import WorkerApp
 from processors.worker.written import WrittenOffsets
 
 # A step that runs on the event loop after the processors, on the batch's messages (with what
@@ -130,9 +130,7 @@ def build_worker(
         messages, result = await retry_forever(lambda: write(batch), failed, route.check)
         for step in steps:
             await step(messages, result.deliveries, route.check)
-        consumer = app.consumer
-        assert isinstance(consumer, BulkConsumer)
-        await consumer.commit_marks(config.events_topic, offset_marks(messages))
+        await app.commit_bulk(offset_marks(messages))
         state.batches += 1
         state.stored += result.stored
         state.duplicates += result.duplicates
@@ -141,8 +139,7 @@ def build_worker(
         for hook in state.on_batch:
             hook(result, elapsed)
 
-    route = app.route_bulk(config.events_topic, handle)
-    route.batch_size, route.batch_seconds = config.batch_size, config.batch_seconds
+    route = app.route_bulk(config.events_topic, handle, config.batch_size, config.batch_seconds)
 
     async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         state.assigned = True

@@ -185,11 +185,12 @@ class WorkerApp(faust.App):
     def _new_transport(self) -> Any:
         return BulkTransport(self.conf.broker_consumer, self)
 
-    def route_bulk(self, topic: str, handle: BatchHandler) -> BulkRoute:
-        """Send every fetch of `topic` to `handle`; subscribe to it."""
-        self.bulk = BulkRoute(topic, handle)
+    def route_bulk(
+        self, topic: str, handle: BatchHandler, batch_size: int, batch_seconds: float
+    ) -> BulkRoute:
+        """Send every fetch of `topic` to `handle`, in batches; subscribe to it."""
+        route = self.bulk = BulkRoute(topic, handle, batch_size, batch_seconds)
         self.topics.add(self.topic(topic, key_type=bytes, value_type=bytes, internal=False))
-        route = self.bulk
 
         async def revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
             route.revoking = True
@@ -201,3 +202,9 @@ class WorkerApp(faust.App):
 
         self.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
         return route
+
+    async def commit_bulk(self, marks: Mapping[int, int]) -> bool:
+        """Commit the bulk topic's offsets once what comes before `marks` is durable."""
+        consumer = self.consumer
+        assert self.bulk is not None and isinstance(consumer, BulkConsumer)
+        return await consumer.commit_marks(self.bulk.topic, marks)

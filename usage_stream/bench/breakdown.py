@@ -25,7 +25,6 @@ from processors.storage.clickhouse import open_clickhouse
 from processors.storage.events import ClickHouseEventStore
 from processors.worker.app import AppConfig, faust_app
 from processors.worker.batch import Processor, run_batch
-from processors.worker.bulk import BulkConsumer
 from schemas.config import load_config
 from usage_stream.bench.copier import group_consumer
 
@@ -72,12 +71,9 @@ def faust_alone(
     app = faust_app(config)
 
     async def nothing(batch: list[RawMessage]) -> None:
-        consumer = app.consumer
-        assert isinstance(consumer, BulkConsumer)
-        await consumer.commit_marks(topic, offset_marks(batch))
+        await app.commit_bulk(offset_marks(batch))
 
-    route = app.route_bulk(topic, nothing)
-    route.batch_size, route.batch_seconds = batch_size, seconds
+    app.route_bulk(topic, nothing, batch_size, seconds)
     faust.Worker(app, loglevel="WARN").execute_from_commandline()
 
 
