@@ -17,8 +17,13 @@ durable; records of any other topic (the tables' changelogs) take faust's own pa
   stopped fetching during a write would sit behind the broker's fetch wait (faust sets 1.5 s)
   and let batches grow to their cap. A batch's window counts from when its first record
   reached Kafka.
+- Records a fetch returns that cannot be handled now (the flow stopped meanwhile, their
+  partition paused) are put back, not dropped: their partition goes back to the first of them
+  unless it was sought elsewhere since. A table's changelog has no committed offset to bring
+  dropped records back, and its restore would wait for them for ever.
 - faust's livelock monitor is fed as its streams would feed it: inbound time and end offsets
-  per partition; commits go through faust's own `_commit_offsets`.
+  per partition; commits go through faust's own `_commit_offsets`; put-backs run on the
+  consumer's thread (`call_thread`), between its fetches.
 
 Verified against faust-streaming 0.15.3, which pyproject.toml pins; tests/unit/processors/worker/
 test_bulk.py fails when the upstream methods this module overrides or calls change.
@@ -99,10 +104,14 @@ class BulkConsumer(faust_aiokafka.Consumer):
                     pending, generation = [], self.app.consumer_generation_id
                 if not self.flow_active:
                     pending = []
+                    await self.put_back(records or {})
                     await self.perform_seek()
                     continue
+                held = {tp: found for tp, found in (records or {}).items()
+                        if active is not None and tp not in active}  # fmt: skip
+                await self.put_back(held)
                 for tp, found in (records or {}).items():
-                    if active is not None and tp not in active:
+                    if tp in held:
                         continue
                     if tp.topic != route.topic:
                         for record in found:
@@ -152,6 +161,17 @@ class BulkConsumer(faust_aiokafka.Consumer):
             except Abandoned:
                 log.warning("abandoned a batch of %d events: partitions revoked", len(batch))
 
+    async def put_back(self, records: Mapping[Any, list[Any]]) -> None:
+        """Records fetched that cannot be handled now (the flow stopped, their partition paused
+        meanwhile) are read again: each partition goes back to its first such record. Dropping
+        them would lose them for good where no committed offset brings them back, as with a
+        table's changelog while it is being restored (faust seeks it, then resumes the flow)."""
+        places = {tp: (found[0].offset, found[-1].offset + 1) for tp, found in records.items()
+                  if found}  # fmt: skip
+        if places:
+            thread = self._thread
+            await thread.call_thread(rewind, thread._ensure_consumer(), places)
+
     async def _deliver(self, tp: Any, record: Any) -> None:
         """One record of another topic (a table's changelog), the way faust delivers it."""
         message = self._to_message(tp, record)
@@ -163,6 +183,18 @@ class BulkConsumer(faust_aiokafka.Consumer):
         offsets = {self._new_topicpartition(topic, p): offset for p, offset in marks.items()}
         committed: bool = await self._commit_offsets(offsets)
         return committed
+
+
+async def rewind(consumer: Any, places: Mapping[Any, tuple[int, int]]) -> None:
+    """On the consumer's own thread, move each partition back to `first` of its (first, after)
+    if it still stands at `after`, where the records handed over left it: a partition seeking
+    elsewhere since (a table's restore, a new assignment) keeps that position."""
+    subscription = consumer._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    for tp, (first, after) in places.items():
+        state = assignment.state_value(tp) if assignment is not None else None
+        if state is not None and state.has_valid_position and state.position == after:
+            consumer.seek(tp, first)
 
 
 def _arrived(records: list[Any]) -> float:

@@ -5,7 +5,8 @@ processors.worker.bulk replaces `Consumer._drain_messages` (after the logic of `
 `_to_message`; the worker's stop deadline overrides mode's `Worker._schedule_shutdown`. They
 were read in faust-streaming 0.15.3 and mode-streaming 0.7.1, which pyproject.toml pins. A new
 version must be read again: compare its versions of these methods with the module, adapt it,
-then record the new fingerprints here.
+then record the new fingerprints here. (The module's `rewind` reads aiokafka's partition
+positions: tests/integration/test_bulk_put_back.py runs it against the real broker.)
 """
 
 from __future__ import annotations
