@@ -90,9 +90,21 @@ def terminate(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
 
 
 def _terminate_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
-    """The children as they are now (restarted ones included), newest first."""
-    for process in reversed(children.values()):
-        terminate(process)
+    """The children as they are now (restarted ones included), newest first. A second Ctrl-C
+    while they stop hurries the rest (SIGKILL) rather than leaving any of them running."""
+    hurry = False
+    for process in reversed(list(children.values())):
+        try:
+            if hurry:
+                process.kill()
+                process.wait()
+            else:
+                terminate(process)
+        except KeyboardInterrupt:
+            print("stopping now …", flush=True)
+            hurry = True
+            process.kill()
+            process.wait()
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:

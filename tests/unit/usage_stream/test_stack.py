@@ -65,3 +65,20 @@ def test_a_child_that_keeps_dying_stops_everything(
     assert stack.supervise(children, {}, tmp_path, QUICK, poll_seconds=0.01) == 1
     assert started == ["worker"] * stack.RESTART_LIMIT
     assert f"exited {stack.RESTART_LIMIT + 1} times" in capsys.readouterr().out
+
+
+def test_a_second_interrupt_while_stopping_leaves_no_child_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    children = {"worker": process(stubborn), "collector": process(stubborn)}
+    stopping: list[subprocess.Popen[bytes]] = []
+
+    def interrupted(child: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+        stopping.append(child)
+        raise KeyboardInterrupt  # Ctrl-C again while the first child is being waited for
+
+    monkeypatch.setattr(stack, "terminate", interrupted)
+    stack._terminate_all(children)
+    assert stopping == [children["collector"]]  # newest first, then hurried
+    assert [c.poll() for c in children.values()] == [-9, -9]
