@@ -80,6 +80,17 @@ EVENT_PATHS = {
 }
 
 
+# Segment's page, screen and alias calls: read like any other, then rejected (see collector)
+OTHER_CALL = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": "A Segment call this product does not store: answered 200 with the event"
+    " in `rejected`, and parked on `events.invalid`",
+}
+# a header parameter would let clients label any body gzip; it is a transfer encoding instead
+GZIP = "The body may be gzip-compressed (`Content-Encoding: gzip`, every member decoded)."
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -120,19 +131,9 @@ def document(app: FastAPI) -> dict[str, Any]:
         post["responses"] = _responses()
         post["security"] = [{"writeKey": []}]
         model = EVENT_PATHS.get(path)
-        if model is not None:
-            post["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": _ref(model.__name__)}},
-            }
-        post.setdefault("parameters", []).append(
-            {
-                "name": "Content-Encoding",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string", "enum": ["gzip", "identity"]},
-            }
-        )
+        body = _ref(model.__name__) if model is not None else OTHER_CALL
+        post["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        post["description"] = GZIP
     schema["components"]["securitySchemes"] = {
         "writeKey": {
             "type": "http",

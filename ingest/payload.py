@@ -123,8 +123,6 @@ def envelope(document: Any, call: str | None, limits: Limits) -> Envelope:
         raise CollectorError(
             ErrorKind.BAD_PAYLOAD, "the batch envelope is not valid", field_errors(exc)
         ) from exc
-    except OverflowError as exc:  # a sentAt whose UTC offset carries it past year 1 or 9999
-        raise CollectorError(ErrorKind.BAD_PAYLOAD, f"sentAt is out of range: {exc}") from exc
     return Envelope(batch, fields.sent_at, fields.context)
 
 

@@ -12,16 +12,27 @@ def _as_utc(value: datetime) -> datetime:
     """Timestamps without an offset are taken as UTC, as Segment does; all are stored in UTC."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # an offset that carries it past year 1 or 9999
+        raise ValueError(f"{value.isoformat()} is out of range once in UTC") from None
 
 
 def _written_as_a_date(value: Any) -> Any:
     """A sender's time must say what it means: a bare number could be seconds or milliseconds
     (253402300799 is the year 9999 in one and 1978 in the other), so it is refused, never read
     one way without a word."""
-    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+    if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
         raise ValueError("give the time as an ISO 8601 string (2026-11-30T12:00:00Z), not a number")
     return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
@@ -29,7 +40,7 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 # room to spare, and outside them a time is a broken clock, not a plan.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-# A time as senders write it: ISO 8601 text only.
+# A time as senders (of events, of queries) write it: ISO 8601 text only.
 WireTime = Annotated[datetime, BeforeValidator(_written_as_a_date), AfterValidator(_as_utc)]
 Identifier = Annotated[str, Field(min_length=1, max_length=255)]
 

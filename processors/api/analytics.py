@@ -5,18 +5,19 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
 from processors.activation import query as activation_query
 from processors.activation.query import ActivationOut, Cohort, CohortOut
 from processors.api import params
+from processors.api.errors import answers
 from processors.features import query as feature_query
 from processors.features.query import FeatureUsageOut, FeatureUseOut
 from processors.storage.clickhouse import ClickHouse
 from processors.windows import EPOCH, FeatureWindow
 from schemas.config import ProductConfig
-from schemas.events import LATEST, UtcDatetime
+from schemas.events import LATEST, WireTime
 
 
 class OutcomeType(StrEnum):
@@ -51,14 +52,14 @@ class BreadthAnswer(BaseModel):
 
 
 Days = Annotated[int, Query(ge=1, le=366, description="the last N days, up to `to`")]
-To = Annotated[UtcDatetime | None, Query(description="end of the range (default: now)")]
+To = Annotated[WireTime | None, Query(description="end of the range (default: now)")]
 STARTS_FROM = "windows opened at or after this"
 
 
 def analytics_router(
     clickhouse: ClickHouse,
     config: ProductConfig,
-    tenant_of: Callable[[Request], str],
+    tenant_of: Callable[..., str],
 ) -> APIRouter:
     router = APIRouter(tags=["analytics"])
     Tenant = Annotated[str, Depends(tenant_of)]
@@ -94,14 +95,15 @@ def analytics_router(
         "/v1/activations/cohorts",
         response_model=CohortAnswer,
         summary="Per signup cohort: subjects, activated, missed, rate, time to value",
+        responses=answers(404),
     )
     async def cohorts(
         tenant: Tenant,
         rule: str,
         cohort: Cohort = Cohort.WEEK,
         tz: str = "UTC",
-        start: Annotated[UtcDatetime | None, Query(alias="from", description=STARTS_FROM)] = None,
-        to: Annotated[UtcDatetime | None, Query(description="windows opened before this")] = None,
+        start: Annotated[WireTime | None, Query(alias="from", description=STARTS_FROM)] = None,
+        to: Annotated[WireTime | None, Query(description="windows opened before this")] = None,
     ) -> dict[str, Any]:
         params.in_range(**{"from": start, "to": to})
         if config.activation.rule(rule) is None:
@@ -125,8 +127,8 @@ def analytics_router(
     )
     async def features_usage(
         tenant: Tenant,
-        start: Annotated[UtcDatetime, Query(alias="from", description="inclusive, to the minute")],
-        to: Annotated[UtcDatetime, Query(description="exclusive, to the minute")],
+        start: Annotated[WireTime, Query(alias="from", description="inclusive, to the minute")],
+        to: Annotated[WireTime, Query(description="exclusive, to the minute")],
         window: FeatureWindow = FeatureWindow.TOTAL,
         tz: str = "UTC",
         account: Annotated[list[str] | None, Query()] = None,

@@ -9,13 +9,21 @@ from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from processors.api.analytics import analytics_router
 from processors.api.auth import read_key_tenant
+from processors.api.errors import answers
 from processors.api.events import events_router
 from processors.api.usage import usage_router
 from processors.storage.clickhouse import ClickHouse
 from schemas.config import ProductConfig
+
+
+class Readiness(BaseModel):
+    ready: bool
+    clickhouse: bool = Field(description="ClickHouse answers a query")
+    kafka: bool = Field(description="Partitions held, the broker answering, tables restored")
 
 
 def create_read_api(
@@ -27,15 +35,23 @@ def create_read_api(
     """Raw events, the usage API and the analytics API, each behind a tenant's read key."""
     app = FastAPI(title="usage-stream read API", version="1")
     tenant_of = read_key_tenant(tenants_by_read_key)
-    app.include_router(usage_router(clickhouse, product, tenant_of))
-    app.include_router(analytics_router(clickhouse, product, tenant_of))
-    app.include_router(events_router(clickhouse, tenant_of))
+    for router in (
+        usage_router(clickhouse, product, tenant_of),
+        analytics_router(clickhouse, product, tenant_of),
+        events_router(clickhouse, tenant_of),
+    ):
+        app.include_router(router, responses=answers(400, 401))
 
     @app.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="ClickHouse answers and the consumer is running")
+    @app.get(
+        "/readyz",
+        summary="ClickHouse answers and the consumer is running",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready: see which part"}},
+    )
     async def readyz() -> JSONResponse:
         try:
             await asyncio.to_thread(clickhouse.query, "SELECT 1", {})

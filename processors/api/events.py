@@ -5,14 +5,14 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from processors.api import params
 from processors.storage.clickhouse import ClickHouse
 from processors.storage.events import COLUMNS
 from processors.windows import EPOCH
-from schemas.events import UtcDatetime
+from schemas.events import UtcDatetime, WireTime
 
 _JSON_COLUMNS = {"properties", "traits", "context"}
 
@@ -43,7 +43,7 @@ class EventCount(BaseModel):
     users: int
 
 
-def events_router(clickhouse: ClickHouse, tenant_of: Callable[[Request], str]) -> APIRouter:
+def events_router(clickhouse: ClickHouse, tenant_of: Callable[..., str]) -> APIRouter:
     router = APIRouter()
     Tenant = Annotated[str, Depends(tenant_of)]
 
@@ -79,7 +79,7 @@ def events_router(clickhouse: ClickHouse, tenant_of: Callable[[Request], str]) -
     async def counts(
         tenant: Tenant,
         received_since: Annotated[
-            UtcDatetime | None, Query(description="only events received at or after this time")
+            WireTime | None, Query(description="only events received at or after this time")
         ] = None,
     ) -> list[EventCount]:
         params.in_range(received_since=received_since)

@@ -5,16 +5,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
 from processors.api import params
+from processors.api.errors import answers
 from processors.metering.calendar import is_final
 from processors.metering.query import UsageWindow, query_usage
 from processors.storage.clickhouse import ClickHouse
 from processors.windows import Window
 from schemas.config import ProductConfig
-from schemas.events import UtcDatetime
+from schemas.events import WireTime
 from schemas.meters import Meter
 
 
@@ -44,8 +45,11 @@ class ExportAnswer(BaseModel):
     next_cursor: str | None
 
 
+MONTH = r"^\d{4}-\d{2}$"  # YYYY-MM
+
+
 def usage_router(
-    clickhouse: ClickHouse, config: ProductConfig, tenant_of: Callable[[Request], str]
+    clickhouse: ClickHouse, config: ProductConfig, tenant_of: Callable[..., str]
 ) -> APIRouter:
     router = APIRouter(tags=["usage"])
     Tenant = Annotated[str, Depends(tenant_of)]
@@ -64,12 +68,13 @@ def usage_router(
         "/v1/meters/{name}/usage",
         response_model=UsageAnswer,
         summary="One meter's quantities over [from, to), per window, customer and group",
+        responses=answers(404),
     )
     async def usage(
         tenant: Tenant,
         name: str,
-        start: Annotated[UtcDatetime, Query(alias="from", description="inclusive, to the minute")],
-        to: Annotated[UtcDatetime, Query(description="exclusive, to the minute")],
+        start: Annotated[WireTime, Query(alias="from", description="inclusive, to the minute")],
+        to: Annotated[WireTime, Query(description="exclusive, to the minute")],
         window: Window = Window.TOTAL,
         tz: Annotated[str, Query(description="IANA zone for hour/day/month windows")] = "UTC",
         customer: Annotated[list[str] | None, Query(description="one or more accounts")] = None,
@@ -109,7 +114,7 @@ def usage_router(
     )
     async def export(
         tenant: Tenant,
-        period: Annotated[str, Query(description="billing month, YYYY-MM, in the billing zone")],
+        period: Annotated[str, Query(pattern=MONTH, description="billing month, in its zone")],
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
         cursor: str | None = None,
     ) -> dict[str, Any]:

@@ -50,3 +50,25 @@ def test_times_inside_the_range_are_answered(clickhouse: ClickHouse) -> None:
         "/v1/events/counts?received_since=2199-12-31T00:00:00Z",
     ):
         assert client.get(path, headers=bearer).status_code == 200, path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        # a UTC offset that carries the time past year 1 once converted
+        "/v1/meters/api_calls/usage?from=0001-01-01T00:22:26%2B02:01&to=" + NOW,
+        "/v1/events/counts?received_since=9999-12-31T23:59:59-02:00",
+        # a number is not a time: seconds or milliseconds, it would be a guess
+        "/v1/events/counts?received_since=0.5",
+        "/v1/features/report_created/adoption?to=1700000000",
+    ],
+)
+def test_times_that_are_not_times_are_a_422_naming_the_parameter(
+    clickhouse: ClickHouse, path: str
+) -> None:
+    product = load_config(EXAMPLE_CONFIG)
+    client = TestClient(create_read_api(clickhouse, product, {"rk": "acme"}, lambda: True))
+    response = client.get(path, headers={"Authorization": "Bearer rk"})
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"][0] == "query" and error["loc"][1] in path

@@ -130,3 +130,24 @@ def test_an_identify_with_its_traits_in_the_context_keeps_them(
     assert rejected_reasons(send(client, batch(json.dumps(identify)))) == {}
     [stored] = sink.events
     assert stored.traits == {"plan": "team", "seats": 4}
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:22:26+02:01", "9999-12-31T23:59:59-02:00"])
+def test_a_time_past_the_calendar_once_in_utc_rejects_its_event_naming_the_field(
+    client: TestClient, sink: InMemoryEventSink, when: str
+) -> None:
+    response = send(client, batch(good(1), json.dumps(event(2, timestamp=when))))
+    [rejected] = response.json()["rejected"]
+    assert rejected["index"] == 1 and "out of range once in UTC" in json.dumps(rejected)
+    assert [e["field"] for e in rejected["errors"]] == ["batch.1.track.timestamp"]
+    assert len(sink.events) == 1
+
+
+def test_a_batch_sent_at_past_the_calendar_once_in_utc_is_a_400_naming_it(
+    client: TestClient, sink: InMemoryEventSink
+) -> None:
+    body = json.dumps({"batch": [event(1)], "sentAt": "0001-01-01T00:22:26+02:01"}).encode()
+    response = send(client, body)
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["sentAt"]
+    assert sink.events == []
