@@ -31,6 +31,19 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
         broker.stop()
 
 
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    """A broker of the test's own, for tests that kill or stop Kafka: the session's runs on."""
+    broker = LocalBroker(
+        tmp_path / "private-kafka", port=free_port(), controller_port=free_port(), heap="512m"
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 @dataclass
 class Stack:
     """Names and settings of one test's private corner of the broker and of ClickHouse."""

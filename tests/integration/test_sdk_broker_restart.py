@@ -10,8 +10,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from usage_stream_sdk import Client
@@ -21,21 +19,8 @@ from tests.conftest import Stack
 from tests.harness import Service, basic, http, wait_until
 from tests.integration.test_sdk_delivery import stored_ids
 from usage_stream.broker import LocalBroker
-from usage_stream.stack import free_port
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    broker = LocalBroker(
-        tmp_path / "private-kafka", port=free_port(), controller_port=free_port(), heap="512m"
-    )
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def collector_on(stack: Stack, broker: LocalBroker) -> Service:
