@@ -2,15 +2,17 @@
 
 Python's `json` accepts what JSON is not (NaN, Infinity, numbers past float range, which would be
 stored as null), resolves duplicate keys silently (last wins), and refuses a whole document for
-one integer longer than it converts or one byte that is not UTF-8. Here such values parse into
-markers instead, so the envelope can still be read and each event judged on its own: an event
-holding a marker is rejected with a reason naming the place (see `first_problem`).
+one integer longer than it converts, one byte that is not UTF-8 or one value nested deeper than
+its recursion allows. Here such values parse into markers instead, so the envelope can still be
+read and each event judged on its own: an event holding a marker is rejected with a reason
+naming the place (see `first_problem`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -54,14 +56,54 @@ def _int(text: str) -> int | NotJson:
 def loads(data: bytes) -> Any:
     """Parse a body. Bytes that are not UTF-8 become lone surrogates (inside a string they are
     that event's problem, caught when it is encoded; elsewhere the JSON is invalid anyway).
-    Raises ValueError (or RecursionError) only when the document itself cannot be read."""
+    Nesting too deep for the parser's recursion is cut off (see `_cut_deep`), so it is the
+    event holding it that is rejected. Raises ValueError (or RecursionError) only when the
+    document itself cannot be read."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    try:
+        return _parse(text)
+    except RecursionError:  # rare and hostile: the slower pass runs only then
+        return _parse(_cut_deep(text, CUT_DEPTH))
+
+
+def _parse(text: str) -> Any:
     return json.loads(
-        data.decode("utf-8", errors="surrogateescape"),
+        text,
         object_pairs_hook=_object,
         parse_float=_float,
         parse_int=_int,
         parse_constant=NotJson,
     )
+
+
+# Deeper than any event may be (ingest.validation.MAX_DEPTH is 32, the envelope adds two), far
+# shallower than the parser's recursion limit (~1000 frames).
+CUT_DEPTH = 64
+# What stands in for a cut-off container: a string holding lone surrogates, which no event can
+# store, so the event is rejected whichever of its problems is found first (its depth, above).
+TOO_DEEP = "\ud800nested too deep\ud800"
+_STRINGS_AND_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def _cut_deep(text: str, depth: int) -> str:
+    """`text` with every container opened deeper than `depth` replaced by TOO_DEEP. Iterative,
+    over strings and brackets only; an unbalanced document stays unbalanced (and invalid)."""
+    pieces, level, cut, kept = [], 0, -1, 0
+    for token in _STRINGS_AND_BRACKETS.finditer(text):
+        bracket = token.group()
+        if bracket[0] == '"':
+            continue
+        if bracket in "[{":
+            level += 1
+            if level == depth + 1:
+                cut = token.start()
+        else:
+            if level == depth + 1 and cut >= 0:
+                pieces += [text[kept:cut], json.dumps(TOO_DEEP)]
+                kept, cut = token.end(), -1
+            level -= 1
+    pieces.append(text[kept:])
+    return "".join(pieces)
 
 
 def first_problem(value: Any, max_depth: int) -> str | None:

@@ -151,3 +151,22 @@ def test_a_batch_sent_at_past_the_calendar_once_in_utc_is_a_400_naming_it(
     assert response.status_code == 400
     assert [e["field"] for e in response.json()["errors"]] == ["sentAt"]
     assert sink.events == []
+
+
+@pytest.mark.parametrize("depth", [1_000, 30_000])
+@pytest.mark.parametrize("opening", ['{"a":', "["])
+def test_nesting_too_deep_to_parse_rejects_its_event_only(
+    client: TestClient, sink: InMemoryEventSink, depth: int, opening: str
+) -> None:
+    closing = "}" if opening.startswith("{") else "]"
+    deep = json.loads(good(2))
+    deep["properties"] = {"x": "__deep__"}
+    nested = json.dumps(deep).replace('"__deep__"', opening * depth + "1" + closing * depth)
+    reasons = rejected_reasons(send(client, batch(good(1), nested, good(3))))
+    assert list(reasons) == [1] and "nested deeper than 32 levels" in reasons[1]
+    assert len(sink.events) == 2
+
+
+def test_an_unbalanced_deep_body_is_still_not_json(client: TestClient) -> None:
+    response = send(client, b'{"batch":[' + b"[" * 5_000 + b"]}")
+    assert response.status_code == 400 and "not JSON" in response.text
