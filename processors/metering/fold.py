@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from processors.metering.calendar import FinalAt
@@ -18,7 +19,8 @@ from processors.model import Delivery
 from processors.windows import EPOCH
 from schemas import EnrichedEvent
 from schemas.config import ProductConfig
-from schemas.meters import DISTINCT_USERS, Aggregation, Meter
+from schemas.filters import filters_match
+from schemas.meters import ANY_EVENT, DISTINCT_USERS, Aggregation, Meter
 
 SCALE = Decimal("0.000000001")  # Decimal(38, 9)
 LIMIT = Decimal(10) ** 29
@@ -34,6 +36,11 @@ def numeric(value: Any) -> Decimal | None:
     """A JSON number (or numeric string) as Decimal(38, 9); None for anything else."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
+    return _numeric(type(value), value)
+
+
+@lru_cache(maxsize=1 << 16)  # property values repeat (durations, sizes): convert each once
+def _numeric(kind: type, value: int | float | str) -> Decimal | None:
     try:
         number = Decimal(str(value)).quantize(SCALE)
     except (InvalidOperation, ValueError):
@@ -99,20 +106,44 @@ def fold(
     partition's mark; a recomputation from stored events has no partition (0)."""
     partials: dict[Key, Partial] = {}
     final = FinalAt(config.billing)
+    meters_of = _meters_by_event(config.meters)
     for event in events:
-        if event.type != "track":
+        if event.type != "track" or not event.event:
+            continue
+        candidates = meters_of.get(event.event) or meters_of.get(ANY_EVENT)
+        if not candidates:
             continue
         late = -1  # worked out at the first meter that matches, once per event
-        for meter in config.meters:
-            if not meter.matches(event.event, event.properties):
+        for meter in candidates:
+            if meter.filters and not filters_match(meter.filters, event.properties):
                 continue
             if late < 0:
                 minute = event.timestamp.replace(second=0, microsecond=0)
                 late = int(event.received_at >= final(event.timestamp))
-            groups = tuple((g, _group_value(event.properties.get(g))) for g in meter.group_by)
+            groups = (
+                tuple((g, _group_value(event.properties.get(g))) for g in meter.group_by)
+                if meter.group_by
+                else ()
+            )
             key = (event.tenant, meter.name, event.account, groups, minute, late, partition)
-            partials.setdefault(key, Partial()).add(meter, event)
+            partial = partials.get(key)
+            if partial is None:
+                partial = partials[key] = Partial()
+            partial.add(meter, event)
     return partials
+
+
+def _meters_by_event(meters: Sequence[Meter]) -> dict[str, list[Meter]]:
+    """The meters each event name can match, those of every event (`*`) included, in their
+    order; under `*`, the meters of every event alone."""
+    anything = [m for m in meters if m.event == ANY_EVENT]
+    named: dict[str, list[Meter]] = {}
+    for meter in meters:
+        if meter.event != ANY_EVENT:
+            named.setdefault(meter.event, [])
+    for name, found in named.items():
+        found += [m for m in meters if m.event in (name, ANY_EVENT)]
+    return {**named, ANY_EVENT: anything}
 
 
 def fold_deliveries(config: ProductConfig, deliveries: Sequence[Delivery]) -> dict[Key, Partial]:

@@ -8,12 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from processors.metering.calendar import final_at, period_end, period_start
-from processors.metering.fold import fold, numeric
+from processors.metering.calendar import FinalAt, final_at, period_end, period_start
+from processors.metering.fold import Partial, _group_value, fold, numeric
 from processors.model import Delivery
 from schemas import EnrichedEvent
-from schemas.config import EXAMPLE_CONFIG, Billing, ConfigError, load_config, parse_config
+from schemas.config import (
+    EXAMPLE_CONFIG,
+    Billing,
+    ConfigError,
+    ProductConfig,
+    load_config,
+    parse_config,
+)
 
 
 def test_the_example_config_loads_complete() -> None:
@@ -109,3 +118,55 @@ def test_fold_counts_skips_and_keeps_the_latest_by_event_time() -> None:
     assert partials["gb"].events == 2 and partials["gb"].skipped == 2
     assert partials["gb"].latest is not None and partials["gb"].latest[2] == Decimal(7)
     assert partials["users"].uniq == {"u0", "u1"}
+
+
+def _reference_fold(config: ProductConfig, events: list[EnrichedEvent]) -> dict[Any, Partial]:
+    """The fold as the meters define it: every meter asked about every event, in order."""
+    partials: dict[Any, Partial] = {}
+    final = FinalAt(config.billing)
+    for event in events:
+        for meter in config.meters:
+            if event.type != "track" or not meter.matches(event.event, event.properties):
+                continue
+            groups = tuple((g, _group_value(event.properties.get(g))) for g in meter.group_by)
+            minute = event.timestamp.replace(second=0, microsecond=0)
+            late = int(event.received_at >= final(event.timestamp))
+            key = (event.tenant, meter.name, event.account, groups, minute, late, 0)
+            partials.setdefault(key, Partial()).add(meter, event)
+    return partials
+
+
+_NAMES = st.sampled_from(["a", "b", "*", ""])
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([1.5, "x", "2"]))
+_METER = st.fixed_dictionaries(
+    {"event": st.sampled_from(["a", "b", "*"]),
+     "aggregation": st.sampled_from(["count", "sum", "max", "unique_count", "latest"]),
+     "filters": st.dictionaries(st.sampled_from(["p", "q"]),
+                                _VALUES.filter(lambda v: v is not None), max_size=2),
+     "group_by": st.lists(st.sampled_from(["p", "q"]), unique=True, max_size=2)}
+)  # fmt: skip
+
+
+@given(
+    meters=st.lists(_METER, min_size=1, max_size=5),
+    events=st.lists(
+        st.tuples(st.sampled_from(["track", "identify"]), _NAMES,
+                  st.dictionaries(st.sampled_from(["p", "q"]), _VALUES, max_size=2)),
+        max_size=30,
+    ),
+)  # fmt: skip
+def test_fold_matches_asking_every_meter_about_every_event(
+    meters: list[dict[str, Any]], events: list[tuple[str, str, dict[str, Any]]]
+) -> None:
+    values = {"count": {}, "unique_count": {"value": "$user"}}
+    config = parse_config({"meters": [
+        {**m, "name": f"m{i}", **values.get(m["aggregation"], {"value": "p"})}
+        for i, m in enumerate(meters)]})  # fmt: skip
+    when = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    stream = [
+        EnrichedEvent(tenant="t", type=kind, message_id=f"m{i}", event=name, account="a",
+                      user_id=f"u{i % 3}", properties=properties,
+                      timestamp=when + timedelta(seconds=17 * i), received_at=when)
+        for i, (kind, name, properties) in enumerate(events)
+    ]  # fmt: skip
+    assert fold(config, stream) == _reference_fold(config, stream)
