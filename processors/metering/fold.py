@@ -36,11 +36,12 @@ def numeric(value: Any) -> Decimal | None:
     """A JSON number (or numeric string) as Decimal(38, 9); None for anything else."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    return _numeric(type(value), value)
+    # a float equal to an int may still read differently (2**60 as a float is 1.152921504606847e18)
+    return _numeric(value, type(value) is float)
 
 
 @lru_cache(maxsize=1 << 16)  # property values repeat (durations, sizes): convert each once
-def _numeric(kind: type, value: int | float | str) -> Decimal | None:
+def _numeric(value: int | float | str, is_float: bool) -> Decimal | None:
     try:
         number = Decimal(str(value)).quantize(SCALE)
     except (InvalidOperation, ValueError):

@@ -170,3 +170,10 @@ def test_fold_matches_asking_every_meter_about_every_event(
         for i, (kind, name, properties) in enumerate(events)
     ]  # fmt: skip
     assert fold(config, stream) == _reference_fold(config, stream)
+
+
+def test_numeric_reads_an_int_and_an_equal_float_each_as_written() -> None:
+    exact, rounded = 2**60, float(2**60)  # equal in Python, written differently
+    assert numeric(exact) == Decimal("1152921504606846976")
+    assert numeric(rounded) == Decimal("1152921504606847000")
+    assert numeric(exact) == Decimal("1152921504606846976")  # not the float's, remembered
