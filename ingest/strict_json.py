@@ -110,6 +110,12 @@ def first_problem(value: Any, max_depth: int) -> str | None:
     """What makes `value` unfit to store, with its place: nesting deeper than `max_depth`, a
     value JSON cannot carry, a duplicated key. Iterative, so hostile input cannot exhaust our
     own stack."""
+    if _sound(value, max_depth):  # the common case, without building a path for every value
+        return None
+    return _named_problem(value, max_depth)
+
+
+def _named_problem(value: Any, max_depth: int) -> str | None:
     stack: list[tuple[Any, str, int]] = [(value, "", 1)]
     while stack:
         current, path, level = stack.pop()
@@ -129,3 +135,23 @@ def first_problem(value: Any, max_depth: int) -> str | None:
                 return f"the event is nested deeper than {max_depth} levels"
             stack.extend((v, f"{path}[{i}]", level + 1) for i, v in enumerate(current))
     return None
+
+
+def _sound(value: Any, max_depth: int) -> bool:
+    """No problem `first_problem` would name anywhere in `value`; anything but plain JSON
+    (a marker, a dict with duplicate keys) sends it to `first_problem`'s own walk."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, level = stack.pop()
+        kind = type(current)
+        if kind is dict or kind is list:
+            if level > max_depth:
+                return False
+            children = current.values() if kind is dict else current
+            stack.extend((child, level + 1) for child in children if type(child) not in _PLAIN)
+        elif kind not in _PLAIN:
+            return False
+    return True
+
+
+_PLAIN = frozenset((str, int, float, bool, type(None)))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from ingest.limits import Limits
@@ -103,8 +104,12 @@ def admit(
     here raises on input, whatever its shape: every failure becomes a Rejection.
     """
     admission = Admission()
+    context = context or {}
+    context_encodes = _quick_compact(context) is not None
     for index, item in enumerate(items):
-        judged = _judge(index, item, tenant, received_at, limits, sent_at, context or {}, call)
+        judged = _judge(
+            index, item, tenant, received_at, limits, sent_at, context, context_encodes, call
+        )
         if isinstance(judged, Rejection):
             admission.rejected.append(judged)
             continue
@@ -123,12 +128,13 @@ def _judge(
     limits: Limits,
     batch_sent_at: datetime | None,
     batch_context: dict[str, Any],
+    context_encodes: bool,
     call: str | None,
 ) -> Rejection | tuple[EnrichedEvent, Notice | None]:
-    raw = _compact(item)
     message_id = item.get("messageId") if isinstance(item, dict) else None
 
     def reject(reason: str, errors: list[dict[str, str]] | None = None) -> Rejection:
+        raw = _compact(item)
         cut = len(raw) > limits.max_event_bytes
         return Rejection(
             index=index,
@@ -148,8 +154,10 @@ def _judge(
         return reject(problem)
     if (problem := _type_problem(item, call)) is not None:
         return reject(problem)
-    if len(raw) > limits.max_event_bytes:
-        return reject(f"the event is {len(raw)} bytes; the limit is {limits.max_event_bytes}")
+    quick = _quick_compact(item)
+    surely_small = quick is not None and len(quick) * MAX_ESCAPE_GROWTH <= limits.max_event_bytes
+    if not surely_small and (size := len(_compact(item))) > limits.max_event_bytes:
+        return reject(f"the event is {size} bytes; the limit is {limits.max_event_bytes}")
     try:
         message = _MESSAGE.validate_python({**item, "type": call} if call else item)
     except ValidationError as exc:
@@ -172,12 +180,14 @@ def _judge(
     if event.timestamp < EARLIEST:
         return reject(f"the clock-corrected timestamp {event.timestamp.isoformat()} is before 1970")
     event, warning = _clamp(index, event, received_at, limits)
-    try:
-        # Whatever pydantic accepted must also encode for Kafka (lone surrogates do not).
-        event.partition_key.encode()
-        event.to_kafka()
-    except ValueError as exc:
-        return reject(f"the event cannot be encoded as UTF-8 JSON: {exc}")
+    if quick is None or not context_encodes:
+        try:
+            # Whatever pydantic accepted must also encode for Kafka (lone surrogates do not);
+            # orjson having written the event and the batch context proves it already.
+            event.partition_key.encode()
+            event.to_kafka()
+        except ValueError as exc:
+            return reject(f"the event cannot be encoded as UTF-8 JSON: {exc}")
     return event, warning
 
 
@@ -224,6 +234,21 @@ def field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> li
         }
         for err in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
+
+
+# How much longer `_compact` can be than orjson's UTF-8 of the same value: a character of 2-4
+# UTF-8 bytes is escaped as 6 or 12 (\\uXXXX, a surrogate pair), a float such as 1e16 gains a
+# sign (1e+16); nothing grows more than threefold.
+MAX_ESCAPE_GROWTH = 3
+
+
+def _quick_compact(item: Any) -> bytes | None:
+    """The event in orjson's UTF-8 JSON, ~7 times faster than `_compact`; None where orjson
+    cannot write it (lone surrogates, integers past 64 bits)."""
+    try:
+        return orjson.dumps(item, default=_as_written)
+    except orjson.JSONEncodeError:
+        return None
 
 
 def _compact(item: Any) -> bytes:

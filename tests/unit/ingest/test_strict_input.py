@@ -9,10 +9,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
+from ingest import strict_json, validation
 from ingest.collector import create_collector
 from ingest.limits import Limits
 from ingest.sink import InMemoryEventSink
+from ingest.strict_json import DuplicateKeys, NotJson
 from tests.harness import basic
 from tests.unit.ingest.test_collector import event
 
@@ -170,3 +174,46 @@ def test_nesting_too_deep_to_parse_rejects_its_event_only(
 def test_an_unbalanced_deep_body_is_still_not_json(client: TestClient) -> None:
     response = send(client, b'{"batch":[' + b"[" * 5_000 + b"]}")
     assert response.status_code == 400 and "not JSON" in response.text
+
+
+def _json_values() -> st.SearchStrategy[Any]:
+    plain = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+    marked = st.builds(NotJson, st.sampled_from(["NaN", "1e400"]))
+
+    def duplicated(items: dict[str, Any]) -> DuplicateKeys:
+        found = DuplicateKeys(items)
+        found.duplicates = tuple(sorted(items)[:1])
+        return found
+
+    return st.recursive(
+        plain | marked,
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+            | st.dictionaries(st.text(max_size=3), inner, min_size=1, max_size=3).map(duplicated)
+        ),
+        max_leaves=30,
+    )
+
+
+@given(value=_json_values(), depth=st.integers(1, 6))
+def test_the_quick_check_finds_a_problem_exactly_when_the_named_walk_does(
+    value: Any, depth: int
+) -> None:
+    assert strict_json._sound(value, depth) == (strict_json._named_problem(value, depth) is None)
+
+
+@given(value=_json_values())
+def test_the_quick_size_never_understates_the_measured_size_beyond_its_bound(value: Any) -> None:
+    quick = validation._quick_compact(value)
+    if quick is not None:
+        assert len(validation._compact(value)) <= validation.MAX_ESCAPE_GROWTH * len(quick)
+
+
+def test_a_batch_context_that_cannot_be_encoded_rejects_its_events_with_the_reason(
+    client: TestClient, sink: InMemoryEventSink
+) -> None:
+    body = batch(good(1), good(2))[:-1] + b',"context":{"x":"\\ud800"}}'
+    reasons = rejected_reasons(send(client, body))
+    assert list(reasons) == [0, 1] and all("UTF-8" in r for r in reasons.values())
+    assert sink.events == []
