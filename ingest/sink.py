@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from ingest.partitioner import KeyHashPartitioner
 from ingest.validation import Rejection
 from schemas import EnrichedEvent
 
@@ -65,6 +66,7 @@ class KafkaEventSink:
                     # requests and fewer sender wake-ups, for at most 5 ms more per request.
                     linger_ms=5,
                     batch_size=1024 * 1024,
+                    partitioner=KeyHashPartitioner(),
                     bootstrap_timeout_ms=timeout_ms,
                     max_block_ms=timeout_ms,
                     request_timeout_ms=timeout_ms,
