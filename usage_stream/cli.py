@@ -256,7 +256,7 @@ def _add_bench(sub: Any) -> None:
     bench.add_argument("--connections", type=int, default=8, help="concurrent HTTP connections (8)")
     bench.add_argument("--batch", type=int, default=100, help="events per HTTP request (100)")
     bench.add_argument(
-        "--sink-batch-size", type=int, default=2000, help="worker and copier batch size (2000)"
+        "--sink-batch-size", type=int, default=10_000, help="worker and copier batch size (10000)"
     )
     bench.add_argument(
         "--sink-batch-seconds", type=float, default=0.25, help="worker and copier batch wait (0.25)"

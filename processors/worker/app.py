@@ -40,7 +40,7 @@ class AppConfig:
     bootstrap: str
     events_topic: str
     invalid_topic: str
-    batch_size: int = 2000
+    batch_size: int = 10_000
     batch_seconds: float = 0.25
     replication_factor: int = 1
     # how long a dead worker keeps its partitions: a restart after a crash waits this long

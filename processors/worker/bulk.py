@@ -60,7 +60,7 @@ class BulkRoute:
 
     topic: str
     handle: BatchHandler
-    batch_size: int = 2000
+    batch_size: int = 10_000
     batch_seconds: float = 0.25
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     revoking: bool = False  # set while a revocation waits: retries give up

@@ -32,7 +32,7 @@ class BenchOptions:
     collectors: int = 1  # collector processes; the load generator spreads over them
     connections: int = 8  # concurrent HTTP connections of the load generator
     batch: int = 100  # events per HTTP request
-    sink_batch_size: int = 2000
+    sink_batch_size: int = 10_000
     sink_batch_seconds: float = 0.25
     output: Path = Path("bench-report.json")
     profile: Path | None = None  # write py-spy profiles here, and their summaries in the report
