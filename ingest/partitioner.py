@@ -34,6 +34,6 @@ class KeyHashPartitioner(DefaultPartitioner):
         return index if max(partitions) == len(partitions) - 1 else sorted(partitions)[index]
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 14)  # keys are up to ~520 bytes: a few MiB at most
 def _hash(key: bytes) -> int:
     return int(murmur2(key))

@@ -36,17 +36,28 @@ def numeric(value: Any) -> Decimal | None:
     """A JSON number (or numeric string) as Decimal(38, 9); None for anything else."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
+    if isinstance(value, str) and len(value) > REMEMBERED_TEXT:
+        return _decimal(value)
     # a float equal to an int may still read differently (2**60 as a float is 1.152921504606847e18)
-    return _numeric(value, type(value) is float)
+    return _remembered(value, type(value) is float)
 
 
-@lru_cache(maxsize=1 << 16)  # property values repeat (durations, sizes): convert each once
-def _numeric(value: int | float | str, is_float: bool) -> Decimal | None:
+def _decimal(value: int | float | str) -> Decimal | None:
     try:
         number = Decimal(str(value)).quantize(SCALE)
     except (InvalidOperation, ValueError):
         return None
     return number if number.is_finite() and abs(number) < LIMIT else None
+
+
+# Property values repeat (durations, sizes, counts): each is converted once. Long texts are not
+# kept, so the memory stays small whatever events hold.
+REMEMBERED_TEXT = 48
+
+
+@lru_cache(maxsize=1 << 16)
+def _remembered(value: int | float | str, is_float: bool) -> Decimal | None:
+    return _decimal(value)
 
 
 def _group_value(value: Any) -> str:

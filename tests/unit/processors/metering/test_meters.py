@@ -177,3 +177,9 @@ def test_numeric_reads_an_int_and_an_equal_float_each_as_written() -> None:
     assert numeric(exact) == Decimal("1152921504606846976")
     assert numeric(rounded) == Decimal("1152921504606847000")
     assert numeric(exact) == Decimal("1152921504606846976")  # not the float's, remembered
+
+
+def test_numeric_reads_long_texts_without_keeping_them() -> None:
+    long = "1" + "0" * 60 + ".5"  # past the limit: not a quantity
+    assert numeric(long) is None and numeric(" 12.5 ") == Decimal("12.5")
+    assert numeric("0" * 60 + "7") == Decimal(7)
