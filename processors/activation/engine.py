@@ -163,6 +163,9 @@ class _Batch:
         self.decided = decided
         self.index = engine.index(states)
         self.overlay: dict[bytes, SubjectState | None] = {}
+        # states read from the store, decoded once a batch: a subject's events in a batch
+        # (an account's, often dozens) would each decode its whole window of hits again
+        self.read: dict[bytes, SubjectState] = {}
         self.partition_of: dict[bytes, int] = {}
         self.decided_now: set[bytes] = set()
         self.clocks: dict[int, PartitionClock] = {}
@@ -209,10 +212,17 @@ class _Batch:
         return self.out
 
     def current(self, key: bytes) -> SubjectState | None:
+        """The subject's state as this batch has it. A state is changed only when it then goes
+        to the overlay (`put`, `decide`), so a decoded one can be handed out again."""
         if key in self.overlay:
             return self.overlay[key]
-        raw = self.states.get(key)
-        return None if raw is None else SubjectState.decode(raw)
+        state = self.read.get(key)
+        if state is None:
+            raw = self.states.get(key)
+            if raw is None:
+                return None
+            state = self.read[key] = SubjectState.decode(raw)
+        return state
 
     def is_decided(self, key: bytes) -> bool:
         return key in self.decided_now or key in self.decided

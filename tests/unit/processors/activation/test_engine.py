@@ -403,3 +403,39 @@ def test_a_subject_that_meets_rules_made_easier_is_activated_at_expiry_not_misse
     easy.send(event("page_viewed", later(8, 2)))  # event time passes the window and lateness
     [outcome] = easy.outcomes
     assert outcome.type == ACTIVATION and outcome.activated_at == millis(later(1))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_outcomes_do_not_depend_on_how_the_stream_is_cut_into_batches(seed: int) -> None:
+    deliveries = random_stream(random.Random(seed), 300)
+
+    def decided(cut: list[list[Delivery]]) -> list[Outcome]:
+        tables, engine = Tables(), ActivationEngine(RULES)
+        for batch in cut:
+            tables.apply(engine.process(batch, StatesView(tables.states), tables.outcomes))
+        return sorted(tables.topic, key=lambda o: o.id)
+
+    one_by_one = decided([[d] for d in deliveries])
+    assert len(one_by_one) > 10  # the stream decides something: the test can fail
+    assert decided([deliveries]) == one_by_one
+
+
+def test_a_batch_decodes_a_stored_state_once_however_many_of_its_events_it_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from processors.activation.rules import SubjectState
+
+    run = Run(config())
+    report = event("report_created", later(0, 2))
+    run.send(event("signed_up", T0), report)  # the state is stored between batches
+    decodes: list[bytes] = []
+    decode = SubjectState.decode.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[SubjectState], raw: bytes) -> SubjectState:
+        decodes.append(raw)
+        return decode(cls, raw)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(SubjectState, "decode", classmethod(counted))
+    run.send(*[report] * 5)  # copies: each reads the state, none changes it
+    assert len(decodes) == 1
+    assert run.outcomes == []
