@@ -61,6 +61,35 @@ def window_end(start: datetime, window: Window, zone: ZoneInfo, to: datetime) ->
     return datetime(*following, tzinfo=zone).astimezone(UTC)
 
 
+def window_floor(moment: datetime, window: Window, zone: ZoneInfo, start: datetime) -> datetime:
+    """The start of the window holding `moment`, as `window_start_sql` cuts it."""
+    if window is Window.TOTAL:
+        return start
+    if window is Window.MINUTE:
+        return to_minute(moment)
+    local = moment.astimezone(zone)
+    if window is Window.HOUR:
+        floor = local.replace(minute=0, second=0, microsecond=0)
+    elif window is Window.DAY:
+        floor = datetime(local.year, local.month, local.day, tzinfo=zone)
+    else:
+        floor = datetime(local.year, local.month, 1, tzinfo=zone)
+    return floor.astimezone(UTC)
+
+
+def windows_between(
+    start: datetime, to: datetime, window: Window, zone: ZoneInfo
+) -> list[tuple[datetime, datetime]]:
+    """Every window overlapping [start, to), each as (its start, its end), uncut by the range."""
+    out = []
+    opened = window_floor(start, window, zone, start)
+    while opened < to:
+        end = window_end(opened, window, zone, to)
+        out.append((opened, end))
+        opened = end
+    return out
+
+
 def to_minute(moment: datetime) -> datetime:
     """Rows are kept per minute: ranges are taken to the minute, rounded down, in UTC."""
     return moment.astimezone(UTC).replace(second=0, microsecond=0)

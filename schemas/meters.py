@@ -23,6 +23,28 @@ class Aggregation(StrEnum):
     MAX = "max"
     UNIQUE_COUNT = "unique_count"
     LATEST = "latest"
+    AVG = "avg"
+    # a reported value (GB stored, instances) held until the next report, times the time held
+    TIME_WEIGHTED = "time_weighted"
+    # seats added and removed: the number held, times the time held (seat-days)
+    SEATS = "seats"
+
+
+# Aggregations over time held: their quantity is value x time, in `per` units.
+HELD = (Aggregation.TIME_WEIGHTED, Aggregation.SEATS)
+
+
+class Per(StrEnum):
+    """The unit of time a held quantity is counted in: GB-hours, seat-days."""
+
+    SECOND = "second"
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
+
+    @property
+    def seconds(self) -> int:
+        return {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[self.value]
 
 
 class Meter(BaseModel):
@@ -36,15 +58,31 @@ class Meter(BaseModel):
     event: EventName
     filters: Filters = Field(default_factory=dict)
     aggregation: Aggregation
-    # the property aggregated (sum, min, max, latest, unique_count), or "$user" for unique_count
+    # the property aggregated (sum, min, max, avg, latest, unique_count, time_weighted), or
+    # "$user" for unique_count; for seats, how many seats an event adds or removes (default 1)
     value: PropertyName | None = None
     group_by: list[PropertyName] = Field(default_factory=list, max_length=MAX_GROUP_BY)
+    # time_weighted and seats: the unit of time the quantity is counted in
+    per: Per | None = None
+    # seats: the event that removes seats (`event` adds them)
+    removed_event: EventName | None = None
 
     @model_validator(mode="after")
     def _value_fits_aggregation(self) -> Meter:
         if self.aggregation is Aggregation.COUNT and self.value is not None:
             raise ValueError("a count meter takes no `value`")
-        if self.aggregation is not Aggregation.COUNT and self.value is None:
+        if self.aggregation in HELD and self.per is None:
+            raise ValueError(f"a {self.aggregation} meter needs `per`: second, minute, hour or day")
+        if self.aggregation not in HELD and self.per is not None:
+            raise ValueError("`per` is only for time_weighted and seats meters")
+        if (self.aggregation is Aggregation.SEATS) != (self.removed_event is not None):
+            raise ValueError("`removed_event` is needed by seats meters, and only by them")
+        if self.removed_event is not None and ANY_EVENT in (self.event, self.removed_event):
+            raise ValueError("a seats meter names its two events; '*' is not one")
+        if self.removed_event is not None and self.removed_event == self.event:
+            raise ValueError("`removed_event` must differ from `event`")
+        needs_value = self.aggregation not in (Aggregation.COUNT, Aggregation.SEATS)
+        if needs_value and self.value is None:
             what = (
                 "a property or '$user'"
                 if self.aggregation is Aggregation.UNIQUE_COUNT
@@ -57,7 +95,12 @@ class Meter(BaseModel):
             raise ValueError("`group_by` names a property twice")
         return self
 
+    @property
+    def events(self) -> tuple[str, ...]:
+        """The event names the meter reads: one, or a seats meter's two."""
+        return (self.event,) if self.removed_event is None else (self.event, self.removed_event)
+
     def matches(self, event: str, properties: dict[str, Any]) -> bool:
-        if event != self.event and not (self.event == ANY_EVENT and event):
+        if event not in self.events and not (self.event == ANY_EVENT and event):
             return False
         return filters_match(self.filters, properties)

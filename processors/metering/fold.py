@@ -28,8 +28,9 @@ TABLE = "meter_minutes"
 COLUMNS = (
     "tenant", "meter", "customer", "groups", "minute", "adjustment", "events", "skipped",
     "value_sum", "value_min", "value_max", "uniq_values", "latest_value", "latest_at", "latest_id",
-    "kafka_partition", "kafka_next_offset",
+    "points", "kafka_partition", "kafka_next_offset",
 )  # fmt: skip
+ONE = Decimal(1).quantize(SCALE)  # a seat, when the event does not say how many
 
 
 def numeric(value: Any) -> Decimal | None:
@@ -77,10 +78,15 @@ class Partial:
     value_max: Decimal | None = None
     uniq: set[str] = field(default_factory=set)
     latest: tuple[datetime, str, Decimal] | None = None
+    # time_weighted: each report (at, id, value); seats: each change (at, id, ±seats)
+    points: list[tuple[datetime, str, Decimal]] = field(default_factory=list)
 
     def add(self, meter: Meter, event: EnrichedEvent) -> None:
         if meter.aggregation is Aggregation.COUNT:
             self.events += 1
+            return
+        if meter.aggregation is Aggregation.SEATS:
+            self._add_seats(meter, event)
             return
         if meter.aggregation is Aggregation.UNIQUE_COUNT:
             if meter.value == DISTINCT_USERS:
@@ -104,6 +110,18 @@ class Partial:
         observed = (event.timestamp, event.message_id, number)
         if self.latest is None or observed[:2] > self.latest[:2]:
             self.latest = observed
+        if meter.aggregation is Aggregation.TIME_WEIGHTED:
+            self.points.append(observed)
+
+    def _add_seats(self, meter: Meter, event: EnrichedEvent) -> None:
+        number = numeric(event.properties.get(meter.value)) if meter.value else ONE
+        if number is None:
+            self.skipped += 1
+            return
+        change = -number if event.event == meter.removed_event else number
+        self.events += 1
+        self.value_sum += change
+        self.points.append((event.timestamp, event.message_id, change))
 
 
 # (tenant, meter, customer, groups, minute, adjustment, partition)
@@ -151,10 +169,11 @@ def _meters_by_event(meters: Sequence[Meter]) -> dict[str, list[Meter]]:
     anything = [m for m in meters if m.event == ANY_EVENT]
     named: dict[str, list[Meter]] = {}
     for meter in meters:
-        if meter.event != ANY_EVENT:
-            named.setdefault(meter.event, [])
+        for name in meter.events:
+            if name != ANY_EVENT:
+                named.setdefault(name, [])
     for name, found in named.items():
-        found += [m for m in meters if m.event in (name, ANY_EVENT)]
+        found += [m for m in meters if name in m.events or m.event == ANY_EVENT]
     return {**named, ANY_EVENT: anything}
 
 
@@ -176,6 +195,6 @@ def to_rows(partials: dict[Key, Partial], next_offset: dict[int, int]) -> list[l
         rows.append([
             tenant, meter, customer, dict(groups), minute, late, p.events, p.skipped,
             p.value_sum, p.value_min, p.value_max, sorted(p.uniq), latest_value, latest_at,
-            latest_id, partition, next_offset.get(partition, 0),
+            latest_id, sorted(p.points), partition, next_offset.get(partition, 0),
         ])  # fmt: skip
     return rows

@@ -35,7 +35,7 @@ def raw_events(
     clickhouse: ClickHouse, config: ProductConfig, start: datetime, to: datetime, tenant: str | None
 ) -> list[EnrichedEvent]:
     """The stored track events in [start, to) that any configured meter may count."""
-    names = sorted({m.event for m in config.meters})
+    names = sorted({name for m in config.meters for name in m.events})
     where = "type = 'track' AND timestamp >= {start:DateTime64(3, 'UTC')}"
     where += " AND timestamp < {to:DateTime64(3, 'UTC')}"
     if ANY_EVENT not in names:
@@ -76,7 +76,12 @@ def recompute(
 
 
 # what a meter_minutes key adds up to, in a form both sides produce identically
-Totals = tuple[int, int, Any, Any, Any, tuple[str, ...], Any]
+Totals = tuple[int, int, Any, Any, Any, tuple[str, ...], Any, tuple[Any, ...]]
+
+
+def _points(points: Any) -> tuple[Any, ...]:
+    """Reports compared in UTC and in order, whatever the driver hands back."""
+    return tuple(sorted((as_utc(at), str(id_), value) for at, id_, value in points))
 
 
 def _totals(p: Partial) -> Totals:
@@ -89,6 +94,7 @@ def _totals(p: Partial) -> Totals:
         p.value_max,
         tuple(sorted(p.uniq)),
         latest,
+        _points(p.points),
     )
 
 
@@ -103,7 +109,8 @@ def stored_totals(
         "SELECT tenant, meter, customer, mapKeys(groups) AS k, mapValues(groups) AS v, minute,"
         " adjustment, sum(events), sum(skipped), sum(value_sum), min(value_min), max(value_max),"
         " arraySort(groupUniqArrayArray(uniq_values)),"
-        " argMaxIf(latest_value, (latest_at, latest_id), latest_value IS NOT NULL)"
+        " argMaxIf(latest_value, (latest_at, latest_id), latest_value IS NOT NULL),"
+        " groupArrayArray(points)"
         f" FROM {TABLE} WHERE {where}"
         " GROUP BY tenant, meter, customer, k, v, minute, adjustment",
         {"meters": meters, "start": to_minute(start), "to": to_minute(to), "tenant": tenant or ""},
@@ -111,9 +118,10 @@ def stored_totals(
     out: dict[Key, Totals] = {}
     for tenant_, meter, customer, k, v, minute, adjustment, *totals in rows:
         key = (tenant_, meter, customer, tuple(zip(k, v, strict=True)), minute, adjustment, 0)
-        events, skipped, value_sum, value_min, value_max, uniq, latest = totals
+        events, skipped, value_sum, value_min, value_max, uniq, latest, points = totals
         out[_normal(key)] = (
-            int(events), int(skipped), value_sum, value_min, value_max, tuple(uniq), latest
+            int(events), int(skipped), value_sum, value_min, value_max, tuple(uniq), latest,
+            _points(points),
         )  # fmt: skip
     return out
 
@@ -138,7 +146,7 @@ class Difference:
             where += f" groups={dict(groups)}"
         if adjustment:
             where += " (late)"
-        names = ("events", "skipped", "sum", "min", "max", "distinct", "latest")
+        names = ("events", "skipped", "sum", "min", "max", "distinct", "latest", "reports")
         if self.stored is None or self.recomputed is None:
             side = "only stored" if self.recomputed is None else "missing from stored"
             return f"{where}: {side}"
@@ -206,7 +214,7 @@ def backfill(
     )
     rows = to_rows(partials, {})
     keep: list[list[Any]] = [
-        ["", "", "", {}, EPOCH, 0, 0, 0, 0, None, None, [], None, EPOCH, "", int(partition),
+        ["", "", "", {}, EPOCH, 0, 0, 0, 0, None, None, [], None, EPOCH, "", [], int(partition),
          int(offset)]
         for partition, offset in marks
     ]  # fmt: skip

@@ -55,7 +55,9 @@ for path in cluster_files:
         except Exception as exc:
             report["parse_errors"].append(f"{path}: {str(exc)[:300]}")
             continue
-        if "ENGINE = Distributed" not in statement:
+        # Distributed tables (made, or altered like their shard-local table) need a cluster
+        distributed = re.match(r"(?:--[^\n]*\n)*ALTER TABLE (?!\w+_local )", statement)
+        if "ENGINE = Distributed" not in statement and not distributed:
             s.query(local(statement))
 
 for db in ("single", "cluster"):

@@ -32,6 +32,27 @@ def test_the_example_config_loads_complete() -> None:
     assert config.billing.timezone == "UTC"
 
 
+def test_held_meters_say_what_they_miss() -> None:
+    bad = [
+        {"name": "a", "event": "e", "aggregation": "time_weighted", "value": "gb"},
+        {"name": "b", "event": "e", "aggregation": "sum", "value": "gb", "per": "hour"},
+        {"name": "c", "event": "e", "aggregation": "seats", "per": "day"},
+        {"name": "d", "event": "*", "aggregation": "seats", "per": "day", "removed_event": "r"},
+        {"name": "f", "event": "e", "aggregation": "count", "removed_event": "r"},
+        {"name": "g", "event": "e", "aggregation": "seats", "per": "week", "removed_event": "r"},
+    ]
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"meters": bad})
+    report = caught.value.report()
+    assert "meters[0]: Value error, a time_weighted meter needs `per`" in report
+    assert "meters[1]: Value error, `per` is only for time_weighted and seats meters" in report
+    assert "meters[2]: Value error, `removed_event` is needed by seats meters" in report
+    assert "meters[3]: Value error, a seats meter names its two events" in report
+    assert "meters[4]: Value error, `removed_event` is needed by seats meters" in report
+    assert "meters[5].per" in report
+    assert len(caught.value.problems) == 6
+
+
 def test_every_problem_is_reported_at_once_with_its_place(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(
@@ -136,15 +157,27 @@ def _reference_fold(config: ProductConfig, events: list[EnrichedEvent]) -> dict[
     return partials
 
 
-_NAMES = st.sampled_from(["a", "b", "*", ""])
+_NAMES = st.sampled_from(["a", "b", "c", "*", ""])
 _VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([1.5, "x", "2"]))
 _METER = st.fixed_dictionaries(
     {"event": st.sampled_from(["a", "b", "*"]),
-     "aggregation": st.sampled_from(["count", "sum", "max", "unique_count", "latest"]),
+     "aggregation": st.sampled_from(["count", "sum", "max", "unique_count", "latest", "avg",
+                                     "time_weighted", "seats"]),
      "filters": st.dictionaries(st.sampled_from(["p", "q"]),
                                 _VALUES.filter(lambda v: v is not None), max_size=2),
      "group_by": st.lists(st.sampled_from(["p", "q"]), unique=True, max_size=2)}
 )  # fmt: skip
+
+
+def _complete(i: int, meter: dict[str, Any]) -> dict[str, Any]:
+    """A drawn meter with what its aggregation needs; seats remove with `c`, never add with *."""
+    needs: dict[str, dict[str, Any]] = {
+        "count": {},
+        "unique_count": {"value": "$user"},
+        "time_weighted": {"value": "p", "per": "hour"},
+        "seats": {"per": "day", "removed_event": "c", "event": meter["event"].replace("*", "a")},
+    }
+    return {**meter, "name": f"m{i}", **needs.get(meter["aggregation"], {"value": "p"})}
 
 
 @given(
@@ -158,10 +191,7 @@ _METER = st.fixed_dictionaries(
 def test_fold_matches_asking_every_meter_about_every_event(
     meters: list[dict[str, Any]], events: list[tuple[str, str, dict[str, Any]]]
 ) -> None:
-    values = {"count": {}, "unique_count": {"value": "$user"}}
-    config = parse_config({"meters": [
-        {**m, "name": f"m{i}", **values.get(m["aggregation"], {"value": "p"})}
-        for i, m in enumerate(meters)]})  # fmt: skip
+    config = parse_config({"meters": [_complete(i, m) for i, m in enumerate(meters)]})
     when = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     stream = [
         EnrichedEvent(tenant="t", type=kind, message_id=f"m{i}", event=name, account="a",
