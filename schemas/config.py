@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.activation import Activation, Features
+from schemas.health import Health
 from schemas.meters import Meter
 from schemas.zones import ZoneName
 
@@ -46,6 +47,8 @@ class ProductConfig(BaseModel):
     # activation rules and feature usage: see schemas.activation
     activation: Activation = Field(default_factory=Activation)
     features: Features = Field(default_factory=Features)
+    # the account health score and its at-risk threshold: see schemas.health
+    health: Health | None = None
 
     @model_validator(mode="after")
     def _names_unique(self) -> ProductConfig:

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         default="activations",
         description="activation outcomes (compacted, partitioned like the events topic)",
     )
+    health_topic: str = Field(
+        default="account_health",
+        description="accounts whose health score crossed the threshold (compacted, by account)",
+    )
     topic_partitions: int = Field(default=6, ge=1, le=1024)
     produce_timeout_seconds: float = Field(default=10.0, gt=0)
 

@@ -15,6 +15,7 @@ from processors.api.analytics import analytics_router
 from processors.api.auth import read_key_tenant
 from processors.api.errors import answers
 from processors.api.events import events_router
+from processors.api.health import health_router
 from processors.api.usage import usage_router
 from processors.storage.clickhouse import ClickHouse
 from schemas.config import ProductConfig
@@ -39,6 +40,7 @@ def create_read_api(
         usage_router(clickhouse, product, tenant_of),
         analytics_router(clickhouse, product, tenant_of),
         events_router(clickhouse, tenant_of),
+        health_router(clickhouse, product, tenant_of),
     ):
         app.include_router(router, responses=answers(400, 401))
 

@@ -54,6 +54,7 @@ class WorkerState:
     """What the worker's readiness and metrics read: is it assigned, what has it done."""
 
     assigned: bool = False
+    partitions: set[int] = field(default_factory=set)  # of the events topic, held now
     batches: int = 0
     stored: int = 0
     duplicates: int = 0
@@ -141,11 +142,17 @@ def build_worker(
 
     route = app.route_bulk(config.events_topic, handle, config.batch_size, config.batch_seconds)
 
+    def events_partitions(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> set[int]:
+        tps = kwargs.get(name, args[0] if args else set())
+        return {tp.partition for tp in tps if tp.topic == config.events_topic}
+
     async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         state.assigned = True
+        state.partitions = events_partitions(args, kwargs, "assigned")
         store.forget()
 
     async def revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        state.partitions -= events_partitions(args, kwargs, "revoked")
         store.forget()
 
     # mode types receivers as sync-or-awaitable callables that mypy cannot match to a coroutine

@@ -12,10 +12,11 @@ import faust
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from ingest.topics import ensure_topics, when_kafka_answers
+from ingest.topics import ensure_topics, ensure_topics_with_config, when_kafka_answers
 from processors.activation.setup import add_activation
 from processors.api.app import create_read_api
 from processors.features.processor import FeatureUsageProcessor
+from processors.health.watch import HealthWatch
 from processors.metering.processor import MeteringProcessor
 from processors.storage.clickhouse import open_clickhouse
 from processors.storage.events import ClickHouseEventStore
@@ -67,6 +68,15 @@ def run_worker(settings: Settings) -> None:
             settings.topic_partitions,
         ),
     )
+    product = load_config(settings.config_file)
+    if product.health is not None:
+        when_kafka_answers(
+            settings.kafka_bootstrap,
+            "creating the health topic",
+            lambda: ensure_topics_with_config(
+                settings.kafka_bootstrap, settings.health_topic, settings.topic_partitions, True
+            ),
+        )
     store = ClickHouseEventStore(clickhouse, timedelta(days=settings.dedup_horizon_days))
     state = WorkerState()
     metrics = WorkerMetrics(CollectorRegistry())
@@ -86,7 +96,6 @@ def run_worker(settings: Settings) -> None:
         batch_seconds=settings.sink_batch_seconds,
         datadir=str(settings.data_dir / "faust"),
     )
-    product = load_config(settings.config_file)
     processors: list[Processor] = [
         MeteringProcessor(clickhouse, product),
         FeatureUsageProcessor(clickhouse, product.features),
@@ -105,6 +114,18 @@ def run_worker(settings: Settings) -> None:
     )
     metrics.serve(api)
     lag.start()
+    watch = None
+    if product.health is not None:
+        watch = HealthWatch(
+            clickhouse,
+            product,
+            product.health,
+            settings.kafka_bootstrap,
+            settings.health_topic,
+            # one worker of the group watches: the one holding partition 0 of `events`
+            watching=lambda: 0 in state.partitions and not app.in_recovery,
+        )
+        watch.start()
     server = uvicorn.Server(
         uvicorn.Config(api, host=settings.worker_host, port=settings.worker_port, log_level="info")
     )
@@ -115,4 +136,6 @@ def run_worker(settings: Settings) -> None:
     finally:
         server.should_exit = True
         lag.stop()
+        if watch is not None:
+            watch.stop()
         thread.join(timeout=10)

@@ -1,0 +1,1 @@
+"""Account health: a score per account from its events, and the accounts crossing the threshold."""
