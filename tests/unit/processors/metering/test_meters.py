@@ -28,7 +28,9 @@ from schemas.config import (
 def test_the_example_config_loads_complete() -> None:
     config = load_config(EXAMPLE_CONFIG)
     aggregations = {m.aggregation.value for m in config.meters}
-    assert aggregations >= {"count", "sum", "max", "unique_count", "latest"}
+    assert aggregations >= {"count", "sum", "max", "unique_count", "latest", "time_weighted",
+                            "seats", "avg"}  # fmt: skip
+    assert config.health is not None and config.health.threshold == 40
     assert config.billing.timezone == "UTC"
 
 

@@ -1,0 +1,106 @@
+"""GB-hours, seat-days and health crossings end to end: collector → Kafka → worker → ClickHouse."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from schemas.config import EXAMPLE_CONFIG
+from tests.conftest import Stack
+from tests.harness import Service, wait_until
+from tests.integration.test_metering_pipeline import post, usage
+from tests.integration.topic_reader import read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def track(name: str, account: str, when: datetime, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "track", "messageId": str(uuid.uuid4()), "userId": properties.pop("user", "u-1"),
+        "groupId": account, "event": name, "timestamp": when.isoformat(),
+        "properties": properties,
+    }  # fmt: skip
+
+
+def test_gb_hours_and_seat_days_through_kafka(
+    stack: Stack, worker: Service, collector: Service
+) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    post(collector, stack.write_key, [
+        track("storage_reported", "acct-9", now - timedelta(hours=1), gb=4),
+        track("storage_reported", "acct-9", now - timedelta(hours=3), gb=10),
+        track("seat_added", "acct-9", now - timedelta(days=2), user="ann"),
+        track("seat_removed", "acct-9", now - timedelta(days=1), user="ann"),
+        track("seat_added", "acct-9", now - timedelta(days=1), user="bob"),
+    ])  # fmt: skip
+
+    def answer(meter: str, start: datetime) -> Any:
+        found = usage(worker, stack.read_key, meter, **{"from": start.isoformat(),
+                                                        "to": now.isoformat()})  # fmt: skip
+        return found["data"][0]["quantity"] if found["data"] else None
+
+    # 10 GB for 2 h, then 4 GB for the last hour
+    assert wait_until(lambda: answer("storage_gb_hours", now - timedelta(hours=3)) == "24", 30)
+    # ann's seat for the first day, bob's for the second
+    assert wait_until(lambda: answer("seat_days", now - timedelta(days=2)) == "2", 30)
+
+
+def fast_health(stack: Stack) -> None:
+    """The example configuration, with crossings looked for twice a second."""
+    text = EXAMPLE_CONFIG.read_text().replace("check_seconds = 60 ", "check_seconds = 0.5")
+    assert "check_seconds = 0.5" in text
+    path = stack.home / "usage-stream.toml"
+    path.write_text(text)
+    stack.env["USAGE_STREAM_CONFIG_FILE"] = str(path)
+
+
+def crossings(stack: Stack, account: str) -> list[dict[str, Any]]:
+    records = read_topic(stack.env["USAGE_STREAM_KAFKA_BOOTSTRAP"],
+                         stack.env["USAGE_STREAM_HEALTH_TOPIC"])  # fmt: skip
+    found = [json.loads(r.value) for r in records]
+    return [f for f in found if f["account"] == account]
+
+
+def test_each_crossing_is_reported_once_whatever_kills_the_worker(stack: Stack) -> None:
+    fast_health(stack)
+    collector = stack.service("collector").start()
+    worker = stack.service("worker").start()
+    try:
+        now = datetime.now(UTC)
+        features = ("report_created", "dashboard_viewed")
+        thriving = [track(name, "thriving", now - timedelta(hours=h))
+                    for h in range(30) for name in features]  # fmt: skip
+        # fading: one report 12 days ago; recency 14.3, frequency 3.3, breadth 50, trend 0
+        fading = [track("report_created", "fading", now - timedelta(days=12))]
+        post(collector, stack.write_key, thriving + fading)
+        down = wait_until(lambda: crossings(stack, "fading"), 60)
+        assert [(c["id"], c["direction"]) for c in down] == [("acme:fading:1", "down")]
+        assert down[0]["score"] < 40 and down[0]["components"]["breadth"] == 50.0
+        for _ in range(2):  # killed between checks or in the middle of one, restarted
+            worker.kill()
+            worker.start()
+            time.sleep(3)  # six checks
+        assert len(crossings(stack, "fading")) == 1
+        assert crossings(stack, "thriving") == []  # never below the threshold: nothing to say
+
+        post(collector, stack.write_key, [
+            track(name, "fading", now - timedelta(minutes=m))
+            for m in range(10) for name in features
+        ])  # fmt: skip
+        wait_until(lambda: len(crossings(stack, "fading")) == 2, 60)
+        worker.kill()  # right after the second crossing was reported
+        worker.start()
+        time.sleep(3)
+        found = crossings(stack, "fading")
+        assert [(c["id"], c["direction"]) for c in found] == [
+            ("acme:fading:1", "down"), ("acme:fading:2", "up")
+        ]  # fmt: skip
+        assert found[1]["score"] >= 40
+    finally:
+        worker.stop()
+        collector.stop()
