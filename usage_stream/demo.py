@@ -57,6 +57,7 @@ def generate(tenant: str, plan: Plan, now: datetime) -> list[dict[str, Any]]:
             events.append(_call("identify", user, account, joined, traits={"plan": plan_name}))
             events.append(_call("group", user, account, joined, traits={"name": account}))
             events.append(_call("track", user, account, joined, event="signed_up"))
+            events.extend(_seat(rng, user, account, joined, now))
             events.extend(_activity(rng, user, account, joined, now))
         events.extend(_storage_reports(rng, f"{account}-user-0", account, signup, now))
     events.sort(key=lambda e: e["timestamp"])
@@ -88,10 +89,21 @@ def _activity(
     return out
 
 
+def _seat(
+    rng: random.Random, user: str, account: str, joined: datetime, now: datetime
+) -> list[dict[str, Any]]:
+    """A seat from the day a user joins; one user in five gives it back later: seat-days."""
+    out = [_call("track", user, account, joined, event="seat_added")]
+    left = joined + timedelta(days=rng.uniform(1, 10))
+    if rng.random() < 0.2 and left < now:
+        out.append(_call("track", user, account, left, event="seat_removed"))
+    return out
+
+
 def _storage_reports(
     rng: random.Random, user: str, account: str, signup: datetime, now: datetime
 ) -> list[dict[str, Any]]:
-    """A daily storage reading per account, growing: what a `latest` meter bills."""
+    """A daily storage reading per account, growing: what `latest` and GB-hours meters bill."""
     out, gb, day = [], rng.uniform(0.5, 5), signup
     while day < now:
         gb += rng.uniform(0, 1.5)
@@ -217,6 +229,20 @@ def print_activations(worker_url: str, read_key: str, tenant: str) -> None:
         )
 
 
+def print_health(worker_url: str, read_key: str, tenant: str) -> None:
+    """The three least healthy accounts, from the health API (when `[health]` is configured)."""
+    try:
+        answer = get_json(f"{worker_url}/v1/health?limit=3", read_key)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:  # no [health] section
+            return
+        raise
+    print(f"\n  tenant {tenant}: least healthy accounts (at risk below {answer['threshold']:g})")
+    for account in answer["accounts"]:
+        parts = "  ".join(f"{k} {v:g}" for k, v in account["components"].items())
+        print(f"    {account['account']:<20} {account['score']:>5.1f}   {parts}")
+
+
 def run(
     collector_url: str,
     worker_url: str,
@@ -260,6 +286,7 @@ def run(
             worker_url, read_keys[tenant], tenant, now - timedelta(days=plan.days + 3), now
         )
         print_activations(worker_url, read_keys[tenant], tenant)
+        print_health(worker_url, read_keys[tenant], tenant)
     if missing:
         raise RuntimeError(f"not every event reached ClickHouse within {wait_seconds}s: {missing}")
     return landed
