@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.settings import Settings
+from usage_stream.heap import settle
 
 
 def _settings() -> Settings:
@@ -61,6 +62,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_collector(args: argparse.Namespace) -> int:
     from ingest.process import run_collector
 
+    settle()
     run_collector(_settings())
     return 0
 
@@ -68,6 +70,7 @@ def cmd_collector(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from processors.worker.process import run_worker
 
+    settle()
     run_worker(_settings())
     return 0
 
