@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +21,8 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Request latency: from a fast 200 to the produce timeout (10 s by default) and a bit beyond.
@@ -47,10 +52,16 @@ class CollectorMetrics:
     unexpected 500) is counted as rejected with reason `internal_error`.
     """
 
-    def __init__(self, registry: CollectorRegistry, tenants: Iterable[str] = ()) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, tenants: Iterable[str] = (), in_group: bool = False
+    ) -> None:
+        """`in_group`: one of several processes on one port, in prometheus_client's
+        multiprocess mode: /metrics adds up every process's values, and leaves out the
+        process_* series (they would describe whichever process answered)."""
         # `_created` gauges would double the series and no dashboard or alert reads them.
         disable_created_metrics()
         self.registry = registry
+        self._in_group = in_group
         self._tenants = frozenset(tenants)
         ns = "usage_stream_collector"
         self.requests = Counter(
@@ -99,7 +110,8 @@ class CollectorMetrics:
             "Requests whose events Kafka did not all acknowledge (answered 503).",
             registry=registry,
         )
-        ProcessCollector(registry=registry)
+        if not in_group:
+            ProcessCollector(registry=registry)
         # Series exist at zero from the start: rate() and "no events received" alerts need them.
         for tenant in (*self._tenants, UNKNOWN_TENANT):
             self.events_received.labels(tenant)
@@ -149,7 +161,48 @@ class CollectorMetrics:
 
         @app.get("/metrics", include_in_schema=False)
         async def metrics() -> Response:
-            return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+            registry = self.registry
+            if self._in_group:  # every process's values, read from their files
+                registry = CollectorRegistry()
+                MultiProcessCollector(registry)
+                registry.register(GroupProcesses(os.environ[MULTIPROCESS_DIR]))
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class GroupProcesses:
+    """CPU and memory of every process of a collector group, labelled by pid: the process_*
+    series prometheus_client's ProcessCollector gives for its own process only. The group's
+    processes are those with values in the multiprocess directory, while they run."""
+
+    def __init__(self, directory: str) -> None:
+        self._directory = Path(directory)
+
+    def collect(self) -> Iterator[Metric]:
+        cpu = CounterMetricFamily(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            labels=["pid"],
+        )
+        rss = GaugeMetricFamily(
+            "process_resident_memory_bytes", "Resident memory size in bytes.", labels=["pid"]
+        )
+        pids = {m.group(1) for p in self._directory.glob("*.db") if (m := _PID.search(p.name))}
+        for pid in sorted(pids):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone; its counters stay in the files
+            cpu.add_metric([pid], (int(fields[11]) + int(fields[12])) / _TICKS)
+            rss.add_metric([pid], int(fields[21]) * _PAGE)
+        yield cpu
+        yield rss
+
+
+_PID = re.compile(r"_(\d+)\.db$")
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+# prometheus_client keeps each process's values in this directory when it is set at import
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _settle(scope: MutableMapping[str, Any]) -> tuple[str, int]:

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     # Collector
     collector_host: str = "127.0.0.1"
     collector_port: int = Field(default=8080, ge=0, le=65535)
+    collector_processes: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="collector processes answering on the port; 0: one per core",
+    )
     max_body_bytes: int = Field(default=512 * 1024, ge=1024)
     max_batch_events: int = Field(default=2000, ge=1, description="events in one request")
     max_event_bytes: int = Field(default=32 * 1024, ge=256, description="one event, as JSON")

@@ -12,7 +12,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.settings import Settings
-from usage_stream.heap import settle
 
 
 def _settings() -> Settings:
@@ -62,15 +61,16 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_collector(args: argparse.Namespace) -> int:
     from ingest.process import run_collector
 
-    settle()
-    run_collector(_settings())
+    settings = _settings()
+    if args.processes is not None:
+        settings = settings.model_copy(update={"collector_processes": args.processes})
+    run_collector(settings)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from processors.worker.process import run_worker
 
-    settle()
     run_worker(_settings())
     return 0
 
@@ -180,7 +180,15 @@ def parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(func=cmd_up)
 
-    sub.add_parser("collector", help="run the HTTP collector").set_defaults(func=cmd_collector)
+    collector = sub.add_parser("collector", help="run the HTTP collector")
+    collector.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="processes answering on the port (default: USAGE_STREAM_COLLECTOR_PROCESSES, or"
+        " one per core); each keeps its own Kafka producer and rate limits",
+    )
+    collector.set_defaults(func=cmd_collector)
     sub.add_parser("worker", help="run a stream worker and its read API").set_defaults(
         func=cmd_worker
     )

@@ -12,6 +12,7 @@ import faust
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from ingest.heap import settle
 from ingest.topics import ensure_topics, ensure_topics_with_config, when_kafka_answers
 from processors.activation.setup import add_activation
 from processors.api.app import create_read_api
@@ -131,6 +132,7 @@ def run_worker(settings: Settings) -> None:
     )
     thread = threading.Thread(target=server.run, name="read-api", daemon=True)
     thread.start()
+    settle()
     try:
         WorkerProcess(app, loglevel="INFO").execute_from_commandline()
     finally:

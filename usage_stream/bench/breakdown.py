@@ -18,6 +18,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+from ingest.heap import settle
 from processors.features.processor import FeatureUsageProcessor
 from processors.metering.processor import MeteringProcessor
 from processors.model import RawMessage, offset_marks
@@ -27,7 +28,6 @@ from processors.worker.app import AppConfig, faust_app
 from processors.worker.batch import Processor, run_batch
 from schemas.config import load_config
 from usage_stream.bench.copier import group_consumer
-from usage_stream.heap import settle
 
 
 async def process(
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=2000)
     p.add_argument("--batch-seconds", type=float, default=0.25)
     args = p.parse_args(argv)
-    settle()  # as the worker does (usage_stream.heap)
+    settle()  # as the worker does (ingest.heap)
     if args.mode == "faust":
         faust_alone(
             args.bootstrap, args.topic, args.group, args.datadir, args.batch_size,

@@ -123,6 +123,8 @@ class BenchStack:
             **self.env,
             "USAGE_STREAM_DATA_DIR": str(self.home / f"collector-{index}"),
             "USAGE_STREAM_COLLECTOR_PORT": str(port),
+            # one process each: its CPU is read from its pid; --collectors runs more
+            "USAGE_STREAM_COLLECTOR_PROCESSES": "1",
         }
         url = f"http://127.0.0.1:{port}"
         return self._spawn(f"collector-{index}", self._command("collector"), env, url)
