@@ -84,6 +84,7 @@ def collector_app(settings: Settings) -> FastAPI:
         settings.events_topic,
         settings.produce_timeout_seconds,
         invalid_topic=settings.invalid_topic,
+        compression=settings.kafka_compression,
     )
     metrics = CollectorMetrics(
         CollectorRegistry(), settings.write_keys, in_group=MULTIPROCESS_DIR in os.environ

@@ -44,9 +44,15 @@ class KafkaEventSink:
     Rejections go to `invalid_topic`, keyed by tenant, with the reason in headers."""
 
     def __init__(
-        self, bootstrap: str, topic: str, timeout_seconds: float, invalid_topic: str
+        self,
+        bootstrap: str,
+        topic: str,
+        timeout_seconds: float,
+        invalid_topic: str,
+        compression: str = "none",
     ) -> None:
         self._bootstrap = bootstrap
+        self._compression = None if compression == "none" else compression
         self._topic = topic
         self._invalid_topic = invalid_topic
         self._timeout = timeout_seconds
@@ -67,6 +73,7 @@ class KafkaEventSink:
                     linger_ms=5,
                     batch_size=1024 * 1024,
                     partitioner=KeyHashPartitioner(),
+                    compression_type=self._compression,
                     bootstrap_timeout_ms=timeout_ms,
                     max_block_ms=timeout_ms,
                     request_timeout_ms=timeout_ms,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     )
     topic_partitions: int = Field(default=6, ge=1, le=1024)
     produce_timeout_seconds: float = Field(default=10.0, gt=0)
+    kafka_compression: Literal["none", "gzip", "lz4", "zstd"] = Field(
+        default="none",
+        description="how the collector compresses what it produces; consumers read any",
+    )
 
     # ClickHouse
     clickhouse_url: str = Field(

@@ -157,6 +157,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             keep=args.keep,
             config=config,
             history=args.history,
+            compression=args.compression,
         )
     )
     return 0 if report["exactness"]["exact"] else 1
@@ -271,6 +272,12 @@ def _add_bench(sub: Any) -> None:
     )
     bench.add_argument(
         "--sink-batch-seconds", type=float, default=0.25, help="worker and copier batch wait (0.25)"
+    )
+    bench.add_argument(
+        "--compression",
+        choices=("none", "gzip", "lz4", "zstd"),
+        default="none",
+        help="Kafka batch compression of the collectors and the pre-loaded topic (none)",
     )
     bench.add_argument(
         "--output", default="bench-report.json", help="where to write the JSON report"

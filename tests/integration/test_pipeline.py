@@ -81,6 +81,24 @@ def test_a_batch_is_in_clickhouse_within_5s_with_every_field(
     assert by_id[ids[2]]["type"] == "group" and by_id[ids[2]]["account"] == "acct-1"
 
 
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+def test_compressed_batches_are_produced_and_read(
+    stack: Stack, worker: Service, compression: str
+) -> None:
+    """The worker's consumer (aiokafka) reads lz4 and zstd batches only with cramjam."""
+    collector = stack.service("collector", USAGE_STREAM_KAFKA_COMPRESSION=compression).start()
+    try:
+        events = [track() for _ in range(50)]
+        status, body = http(
+            "POST", f"{collector.url}/v1/batch", {"batch": events}, basic(stack.write_key)
+        )
+        assert status == 200 and body["accepted"] == 50
+        ids = [e["messageId"] for e in events]
+        wait_until(lambda: len(stored(worker, stack, ids)) == 50, 30)
+    finally:
+        collector.stop()
+
+
 def test_a_batch_posted_twice_is_stored_once(
     stack: Stack, worker: Service, collector: Service
 ) -> None:

@@ -127,6 +127,7 @@ def top_up(bench: Bench, events: int) -> int:
             acks="all",
             linger_ms=20,
             batch_size=256 * 1024,
+            compression_type=None if bench.stack.compression == "none" else bench.stack.compression,
         )
         for event in EventSource("p").enriched(PRELOAD_TENANT, missing):
             producer.send(

@@ -39,6 +39,7 @@ class BenchOptions:
     keep: bool = False  # keep the temporary directory (logs, data) for a look afterwards
     config: Path = EXAMPLE_CONFIG  # the meters, features and activation rules the worker runs
     history: int = 0  # also run the worker alone on tables holding this many stored events
+    compression: str = "none"  # what the collectors (and the pre-load) compress Kafka batches with
 
 
 def _say(started: float) -> phases.Say:
@@ -63,6 +64,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         options.sink_batch_size,
         options.sink_batch_seconds,
         options.config.resolve(),
+        options.compression,
     )
     bench = Bench(stack, say, options.connections, options.batch)
     load_before = machine_load()

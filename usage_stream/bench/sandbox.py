@@ -74,9 +74,11 @@ class BenchStack:
         batch_size: int,
         batch_seconds: float,
         config: Path = EXAMPLE_CONFIG,
+        compression: str = "none",
     ) -> None:
         self.home = home
         self.config = config
+        self.compression = compression
         self.partitions = partitions
         self.broker = LocalBroker(home / "kafka", port=free_port(), controller_port=free_port())
         self.topic = "events"
@@ -93,6 +95,7 @@ class BenchStack:
             "USAGE_STREAM_CONFIG_FILE": str(config),
             "USAGE_STREAM_SINK_BATCH_SIZE": str(batch_size),
             "USAGE_STREAM_SINK_BATCH_SECONDS": str(batch_seconds),
+            "USAGE_STREAM_KAFKA_COMPRESSION": compression,
             # The benchmark is the only sender; a per-key limit would measure the limiter.
             "USAGE_STREAM_RATE_LIMIT_EVENTS_PER_SECOND": "0",
         }
