@@ -276,8 +276,9 @@ def _add_bench(sub: Any) -> None:
     bench.add_argument(
         "--compression",
         choices=("none", "gzip", "lz4", "zstd"),
-        default="none",
-        help="Kafka batch compression of the collectors and the pre-loaded topic (none)",
+        default="zstd",
+        help="Kafka batch compression of the collectors and the pre-loaded topic (zstd, the"
+        " collector's default)",
     )
     bench.add_argument(
         "--output", default="bench-report.json", help="where to write the JSON report"

@@ -84,7 +84,7 @@ def table(report: dict[str, Any]) -> str:
         f" / {m['load_after'][0]:.2f} after; {o['collectors']} collector process(es),"
         f" {o['partitions']} partitions, worker batches of {o['sink_batch_size']}"
         f" / {o['sink_batch_seconds']} s, {o['duration']:.0f} s per load phase,"
-        f" Kafka compression {o.get('compression', 'none')}",
+        f" Kafka compression {o.get('compression', 'zstd')}",
         "",
         "| measure | result | events per CPU-second |",
         "| --- | --- | --- |",

@@ -39,7 +39,7 @@ class BenchOptions:
     keep: bool = False  # keep the temporary directory (logs, data) for a look afterwards
     config: Path = EXAMPLE_CONFIG  # the meters, features and activation rules the worker runs
     history: int = 0  # also run the worker alone on tables holding this many stored events
-    compression: str = "none"  # what the collectors (and the pre-load) compress Kafka batches with
+    compression: str = "zstd"  # what the collectors (and the pre-load) compress Kafka batches with
 
 
 def _say(started: float) -> phases.Say:

@@ -74,7 +74,7 @@ class BenchStack:
         batch_size: int,
         batch_seconds: float,
         config: Path = EXAMPLE_CONFIG,
-        compression: str = "none",
+        compression: str = "zstd",
     ) -> None:
         self.home = home
         self.config = config
