@@ -12,7 +12,10 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from schemas import EnrichedEvent
 from schemas.activation import ActivationRule, Condition, Subject
@@ -35,6 +38,7 @@ def iso(ms: int) -> str:
     return moment(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@lru_cache(maxsize=1 << 17)  # asked for every event and rule; subjects repeat
 def outcome_id(tenant: str, rule: str, account: str, user: str) -> str:
     """Deterministic: the same subject and rule always give the same id, so a repeat of an
     outcome anywhere (topic, ClickHouse, a consumer's store) is recognisable as one."""
@@ -66,6 +70,26 @@ class SubjectState:
     user: str
     started_at: int | None = None
     hits: dict[str, Hit] = field(default_factory=dict)
+    # (earliest, latest) hit time, kept beside `hits` so a new hit needs no walk over them all;
+    # None: not known (hits just read or replaced), worked out when asked
+    _span: tuple[int, int] | None = field(default=None, compare=False, repr=False)
+
+    def span(self) -> tuple[int, int] | None:
+        """(earliest, latest) event time of the hits; None without hits."""
+        if not self.hits:
+            return None
+        if self._span is None:
+            times = [h.at for h in self.hits.values()]
+            self._span = (min(times), max(times))
+        return self._span
+
+    def add_hit(self, hit: Hit) -> None:
+        if self._span is not None:
+            self._span = (min(self._span[0], hit.at), max(self._span[1], hit.at))
+        self.hits[hit.message_id] = hit
+
+    def keep_hits(self, kept: list[Hit]) -> None:
+        self.hits, self._span = {h.message_id: h for h in kept}, None
 
     @property
     def key(self) -> bytes:
@@ -73,22 +97,20 @@ class SubjectState:
 
     def encode(self) -> bytes:
         hits = [[h.at, h.message_id, h.user, h.mask] for h in self.hits.values()]
-        return json.dumps(
-            [
-                self.partition,
-                self.tenant,
-                self.rule,
-                self.account,
-                self.user,
-                self.started_at,
-                hits,
-            ],
-            separators=(",", ":"),
-        ).encode()
+        fields = [self.partition, self.tenant, self.rule, self.account, self.user,
+                  self.started_at, hits]  # fmt: skip
+        try:
+            return orjson.dumps(fields)  # ~5x json's speed, the same JSON value
+        except (orjson.JSONEncodeError, TypeError):  # a lone surrogate: json escapes it
+            return json.dumps(fields, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> SubjectState:
-        partition, tenant, rule, account, user, started_at, hits = json.loads(raw)
+        try:
+            found = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # what json wrote for a lone surrogate
+            found = json.loads(raw)
+        partition, tenant, rule, account, user, started_at, hits = found
         state = cls(partition, tenant, rule, account, user, started_at)
         state.hits = {h[1]: Hit(h[0], h[1], h[2], h[3]) for h in hits}
         return state
@@ -174,13 +196,18 @@ class RuleEvaluator:
             state.started_at = at
             changed = True
         if mask and event.message_id not in state.hits:
-            state.hits[event.message_id] = Hit(
-                at, event.message_id, event.user_id or event.anonymous_id, mask
-            )
+            state.add_hit(Hit(at, event.message_id, event.user_id or event.anonymous_id, mask))
             changed = True
         if not changed:
             return False
         deadline = self.deadline(state)
+        span = state.span()
+        if span is None or (
+            span[0] >= floor
+            and (deadline is None or span[1] <= deadline)
+            and len(state.hits) <= MAX_HITS
+        ):
+            return True  # every hit stays: no walk over them
         keep = [
             h
             for h in state.hits.values()
@@ -189,7 +216,7 @@ class RuleEvaluator:
         if len(keep) > MAX_HITS:
             keep = sorted(keep, key=lambda h: (h.at, h.message_id))[-MAX_HITS:]
         if len(keep) != len(state.hits):
-            state.hits = {h.message_id: h for h in keep}
+            state.keep_hits(keep)
         return True
 
     def deadline(self, state: SubjectState) -> int | None:
@@ -201,7 +228,8 @@ class RuleEvaluator:
         deadline = self.deadline(state)
         if deadline is not None:
             return deadline + self.lateness
-        return max((h.at for h in state.hits.values()), default=0) + self.window + self.lateness
+        span = state.span()
+        return (span[1] if span else 0) + self.window + self.lateness
 
     def verdict(self, state: SubjectState) -> Hit | None:
         """The hit at which the criteria first hold inside the window, in event-time order."""

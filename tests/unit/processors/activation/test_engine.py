@@ -10,10 +10,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from processors.activation import rules
 from processors.activation.engine import ActivationEngine, Decisions
 from processors.activation.records import ACTIVATION, MISSED, Outcome
-from processors.activation.rules import millis, outcome_id
+from processors.activation.rules import (
+    Hit,
+    RuleEvaluator,
+    SubjectState,
+    millis,
+    outcome_id,
+)
 from processors.model import Delivery
 from schemas import EnrichedEvent
 from schemas.activation import Activation
@@ -439,3 +448,52 @@ def test_a_batch_decodes_a_stored_state_once_however_many_of_its_events_it_holds
     run.send(*[report] * 5)  # copies: each reads the state, none changes it
     assert len(decodes) == 1
     assert run.outcomes == []
+
+
+def _apply_walking_every_hit(
+    evaluator: Any, state: SubjectState, event: EnrichedEvent, at: int, mask: int, opens: bool,
+    floor: int,
+) -> None:  # fmt: skip
+    """The fold as the rules define it: after every change, every hit is walked and kept only
+    if no window can still use it."""
+    changed = False
+    if opens and (state.started_at is None or at < state.started_at):
+        state.started_at, changed = at, True
+    if mask and event.message_id not in state.hits:
+        state.hits[event.message_id] = Hit(at, event.message_id, event.user_id, mask)
+        changed = True
+    if changed:
+        deadline = evaluator.deadline(state)
+        keep = [h for h in state.hits.values()
+                if h.at >= floor and (deadline is None or h.at <= deadline)]  # fmt: skip
+        if len(keep) > rules.MAX_HITS:
+            keep = sorted(keep, key=lambda h: (h.at, h.message_id))[-rules.MAX_HITS :]
+        state.hits = {h.message_id: h for h in keep}
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 500), st.integers(0, 3), st.booleans(), st.integers(-50, 400)),
+        max_size=60,
+    ),
+    max_hits=st.sampled_from([3, 5000]),
+)
+def test_hits_are_kept_as_a_walk_over_all_of_them_keeps_them(
+    steps: list[tuple[int, int, bool, int]], max_hits: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rules, "MAX_HITS", max_hits)
+    evaluator = RuleEvaluator(config().rules[0], timedelta(0), UTC)  # type: ignore[arg-type]
+    fast, walked = SubjectState(0, "t", "aha", "a", "u"), SubjectState(0, "t", "aha", "a", "u")
+    for i, (minutes, mask, opens, floor) in enumerate(steps):
+        at = minutes * 60_000
+        e = event("x", T0, message_id=f"m{i % 40}")
+        evaluator.apply(fast, e, at, mask, opens, floor * 60_000)
+        _apply_walking_every_hit(evaluator, walked, e, at, mask, opens, floor * 60_000)
+        assert fast.hits == walked.hits and fast.started_at == walked.started_at
+        latest = max((h.at for h in walked.hits.values()), default=0)
+        opened = walked.started_at
+        assert evaluator.expires_at(fast) == evaluator.window + evaluator.lateness + (
+            latest if opened is None else opened
+        )
+        assert SubjectState.decode(fast.encode()) == fast
