@@ -18,12 +18,13 @@ class Weights(BaseModel):
 
 
 class Health(BaseModel):
-    """`[health]`: each account's score, 0-100, from its own events.
+    """`[health]`: each account's score, 0-100, from its feature use (what `[features]`
+    counts) and its activations.
 
-    recency: 100 on the day of its last event, down to 0 after `recency_days` without one;
-    frequency: the share of the last `active_days` days with an event; breadth: features used in
-    those days / features any account of the tenant used; trend: the last 7 days' events / those
-    of the 14 days (50 is flat); activation: the share of activation rules the account met.
+    recency: 100 on the day it last used a feature, down to 0 after `recency_days` without;
+    frequency: the share of the last `active_days` days with feature use; breadth: features used
+    in those days / features any account of the tenant used; trend: the last 7 days' feature
+    events / those of the 14 days (50 is flat); activation: the share of activation rules met.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -32,7 +33,7 @@ class Health(BaseModel):
     threshold: float = Field(default=40.0, ge=0, le=100)
     recency_days: int = Field(default=14, ge=1, le=366)
     active_days: int = Field(default=30, ge=1, le=366)
-    # accounts without an event for this long are no longer scored (churned, not at risk)
+    # accounts without feature use for this long are no longer scored (churned, not at risk)
     forget_days: int = Field(default=90, ge=1, le=3660)
     # how often the worker looks for accounts that crossed the threshold
     check_seconds: float = Field(default=300.0, ge=0.1, le=86400)

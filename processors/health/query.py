@@ -1,7 +1,8 @@
 """The figures health scores are made of, read from ClickHouse for one tenant at a moment.
 
-Every read is bounded in time (`forget_days` back at most), so its cost follows the recent
-traffic, not the stored history.
+Activity is what the feature counters hold (feature_minutes: events per account, feature and
+minute), not the raw events: a check reads one row per account, feature and active minute of the
+last `forget_days`, however many events those minutes hold and however long the stored history.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def scores(
     at: datetime,
     account: str | None = None,
 ) -> list[Score]:
-    """Every account of `tenant` with an event in the last `forget_days`, lowest score first."""
+    """Every account of `tenant` that used a feature in the last `forget_days`, lowest first."""
     p: dict[str, Any] = {
         "tenant": tenant,
         "account": account or "",
@@ -40,21 +41,16 @@ def scores(
     }
     one = " AND account = {account:String}" if account is not None else ""
     activity = clickhouse.query(
-        f"SELECT account, max(timestamp), uniqExactIf(intDiv(toUnixTimestamp64Milli({{at:{T}}})"
-        f" - toUnixTimestamp64Milli(timestamp), 86400000), timestamp > {{active_from:{T}}}),"
-        f" countIf(timestamp > {{week:{T}}}),"
-        f" countIf(timestamp <= {{week:{T}}} AND timestamp > {{two_weeks:{T}}})"
-        " FROM events WHERE tenant = {tenant:String} AND account != ''"
-        f" AND timestamp > {{forget_from:{T}}} AND timestamp <= {{at:{T}}}{one}"
+        "SELECT account, max(minute),"
+        f" uniqExactIf(intDiv(toUnixTimestamp64Milli({{at:{T}}}) - toUnixTimestamp(minute) * 1000,"
+        f" 86400000), minute > {{active_from:{T}}}),"
+        f" sumIf(events, minute > {{week:{T}}}),"
+        f" sumIf(events, minute <= {{week:{T}}} AND minute > {{two_weeks:{T}}}),"
+        f" uniqExactIf(feature, minute > {{active_from:{T}}})"
+        " FROM feature_minutes WHERE tenant = {tenant:String}"
+        f" AND minute > {{forget_from:{T}}} AND minute <= {{at:{T}}}{one}"
         " GROUP BY account",
         p,
-    )
-    features = dict(
-        clickhouse.query(
-            "SELECT account, uniqExact(feature) FROM feature_minutes WHERE tenant = {tenant:String}"
-            f" AND minute > {{active_from:{T}}} AND minute <= {{at:{T}}}{one} GROUP BY account",
-            p,
-        )
     )
     [(in_use,)] = clickhouse.query(
         "SELECT uniqExact(feature) FROM feature_minutes WHERE tenant = {tenant:String}"
@@ -76,7 +72,7 @@ def scores(
                 account=name,
                 last_event=as_utc(last),
                 active_days=int(days),
-                features_used=int(features.get(name, 0)),
+                features_used=int(used),
                 last_week=int(week),
                 week_before=int(before),
                 rules_met=int(met.get(name, 0)),
@@ -85,16 +81,16 @@ def scores(
             health,
             at,
         )
-        for name, last, days, week, before in activity
+        for name, last, days, week, before, used in activity
     ]
     return sorted(found, key=lambda s: (s.score, s.account))
 
 
 def tenants(clickhouse: ClickHouse, health: Health, at: datetime) -> list[str]:
-    """The tenants with an event in the last `forget_days`: those that have accounts to score."""
+    """The tenants with feature use in the last `forget_days`: those with accounts to score."""
     rows = clickhouse.query(
-        f"SELECT DISTINCT tenant FROM events WHERE timestamp > {{since:{T}}}"
-        f" AND timestamp <= {{at:{T}}} ORDER BY tenant",
+        f"SELECT DISTINCT tenant FROM feature_minutes WHERE minute > {{since:{T}}}"
+        f" AND minute <= {{at:{T}}} ORDER BY tenant",
         {"since": at - timedelta(days=health.forget_days), "at": at},
     )
     return [r[0] for r in rows]

@@ -54,7 +54,10 @@ def read_sides(bootstrap: str, topic: str) -> dict[tuple[str, str], Side]:
     """Every account's last reported side, from the topic's beginning to its end now."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        found = consumer.partitions_for_topic(topic)
+        if not found:  # no metadata yet: reading nothing would report every crossing again
+            raise RuntimeError(f"topic {topic!r} has no partitions known yet")
+        partitions = [TopicPartition(topic, p) for p in sorted(found)]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
@@ -62,9 +65,12 @@ def read_sides(bootstrap: str, topic: str) -> dict[tuple[str, str], Side]:
         while any(consumer.position(tp) < end for tp, end in ends.items()):
             for records in consumer.poll(timeout_ms=1000).values():
                 for record in records:
-                    value = json.loads(record.value)
-                    key = (value["tenant"], value["account"])
-                    sides[key] = (int(value["crossing"]), bool(value["below"]))
+                    try:
+                        value = json.loads(record.value)
+                        key = (value["tenant"], value["account"])
+                        sides[key] = (int(value["crossing"]), bool(value["below"]))
+                    except (ValueError, TypeError, KeyError):  # not a record of ours
+                        log.warning("%s: skipping a record that is not a crossing", topic)
         return sides
     finally:
         consumer.close()

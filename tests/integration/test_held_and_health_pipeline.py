@@ -9,12 +9,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 
+from ingest.topics import ensure_topics_with_config
+from processors.health.watch import read_sides
 from schemas.config import EXAMPLE_CONFIG
 from tests.conftest import Stack
 from tests.harness import Service, basic, http, wait_until
 from tests.integration.test_metering_pipeline import post, usage
 from tests.integration.topic_reader import read_topic
+from usage_stream.broker import LocalBroker
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +110,24 @@ def test_each_crossing_is_reported_once_whatever_kills_the_worker(stack: Stack) 
     finally:
         worker.stop()
         collector.stop()
+
+
+def test_the_watch_reads_its_memory_back_past_records_not_its_own(kafka: LocalBroker) -> None:
+    topic = f"account_health-{uuid.uuid4().hex[:8]}"
+    ensure_topics_with_config(kafka.bootstrap, topic, 2, True)
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    records = [
+        {"tenant": "acme", "account": "a", "crossing": 1, "below": True},
+        b"not json",
+        {"tenant": "acme", "account": "a", "crossing": 2, "below": False},
+        {"tenant": "acme", "account": "b", "crossing": 1, "below": True},
+        {"tenant": "acme"},
+    ]
+    for record in records:
+        value = record if isinstance(record, bytes) else json.dumps(record).encode()
+        producer.send(topic, key=b"acme:a", value=value)  # one partition: in this order
+    producer.flush()
+    producer.close()
+    assert read_sides(kafka.bootstrap, topic) == {("acme", "a"): (2, False)} | {
+        ("acme", "b"): (1, True)
+    }
