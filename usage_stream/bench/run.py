@@ -110,7 +110,9 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
             profiles["worker"] = profiler.finish()
         worker.stop(timeout=5)  # what it holds unwritten is not measured: no need to wait
         if options.history:
-            results["worker_history"] = _worker_with_history(bench, stack, options, total, cap)
+            results["worker_history"] = _worker_with_history(
+                bench, stack, options, total, cap, profiles
+            )
 
         # 3. End to end, with a worker whose group starts at the log end (what is left of the
         # pre-loaded topic is not its business): sustained, then freshness at half that rate,
@@ -155,7 +157,12 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
 
 
 def _worker_with_history(
-    bench: Bench, stack: BenchStack, options: BenchOptions, total: int, cap: float
+    bench: Bench,
+    stack: BenchStack,
+    options: BenchOptions,
+    total: int,
+    cap: float,
+    profiles: dict[str, Any],
 ) -> Phase:
     """The worker-alone phase again, on a worker whose tables already hold `options.history`
     stored events: what the dedup check and every other per-batch query cost with history."""
@@ -168,7 +175,10 @@ def _worker_with_history(
     seconds = time.monotonic() - started
     bench.say(f"worker alone with {options.history:,} stored events (at most {cap:.0f}s)")
     worker = stack.worker("bench-worker-history", name)
+    profiler = _profiler(options, worker.popen.pid, name, cap)
     phase = phases.consume_all(bench, worker, "bench-worker-history", total, cap)
+    if profiler is not None:
+        profiles[name] = profiler.finish()
     worker.stop(timeout=5)
     phase.extra["stored_events"] = options.history
     phase.extra["preload_seconds"] = round(seconds, 1)
