@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -35,8 +35,9 @@ class EventStore(Protocol):
         """
         ...
 
-    def forget(self) -> None:
-        """Partitions were assigned or revoked: drop what was remembered of any of them."""
+    def forget(self, held: Iterable[int] = ()) -> None:
+        """Partitions were assigned or revoked: drop what was remembered of any of them.
+        `held`: the partitions the worker holds now, whose batches are to come."""
         ...
 
 
@@ -101,10 +102,15 @@ class ClickHouseEventStore:
         self._clock = clock
         self._filters: dict[int, tuple[datetime, IdFilter]] = {}  # partition → (floor, filter)
         self._stale = False
+        self._held: set[int] = set()
 
-    def forget(self) -> None:
-        """Drop every filter before the next batch: partitions were assigned or revoked."""
+    def forget(self, held: Iterable[int] = ()) -> None:
+        """Drop every filter before the next batch: partitions were assigned or revoked. The
+        filters of every partition in `held` are loaded together with that batch: one scan
+        of the table for all of them, before the first batch is written, not one per partition
+        as each first appears."""
         self._stale = True
+        self._held = set(held)
 
     def store(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         if not deliveries:
@@ -117,7 +123,7 @@ class ClickHouseEventStore:
         rows_of: dict[int, list[int]] = {}
         for i, d in enumerate(unique):
             rows_of.setdefault(d.partition, []).append(i)
-        self._load(set(rows_of) - set(self._filters), since)
+        self._load((set(rows_of) | self._held) - set(self._filters), since)
         maybe = np.ones(len(unique), dtype=np.bool_)
         for partition, rows in rows_of.items():
             floor, known = self._filters[partition]
@@ -140,17 +146,21 @@ class ClickHouseEventStore:
         if not partitions:
             return
         floor = min(self._clock() - self._horizon - LOAD_SLACK, since)
-        for partition in sorted(partitions):
-            found = (
-                self._ch.query_np(
-                    f"SELECT {ID_HASH_SQL} FROM events WHERE kafka_partition = {{p:UInt32}}"
-                    " AND timestamp >= {floor:DateTime64(3, 'UTC')}",
-                    {"p": partition, "floor": floor},
-                )
-                .ravel()
-                .astype(np.uint64)
+        # kafka_partition is not in the table's key: every query reads the whole range, so all
+        # the partitions are read in one, as (partition, hash) rows
+        found = (
+            self._ch.query_np(
+                f"SELECT toUInt64(kafka_partition), {ID_HASH_SQL} FROM events"
+                " WHERE kafka_partition IN {ps:Array(UInt32)}"
+                " AND timestamp >= {floor:DateTime64(3, 'UTC')}",
+                {"ps": sorted(partitions), "floor": floor},
             )
-            self._filters[partition] = (floor, IdFilter(2 * len(found), found))
+            .astype(np.uint64)
+            .reshape(-1, 2)
+        )
+        for partition in sorted(partitions):
+            hashes = found[found[:, 0] == partition, 1]
+            self._filters[partition] = (floor, IdFilter(2 * len(hashes), hashes))
 
     def _stored_places(
         self, batch: Sequence[Delivery], since: datetime
@@ -178,7 +188,7 @@ class InMemoryEventStore:
         self.events: dict[tuple[str, str], Delivery] = {}
         self.fail_next = 0
 
-    def forget(self) -> None:
+    def forget(self, held: Iterable[int] = ()) -> None:
         pass  # it remembers nothing but the events themselves
 
     def store(self, deliveries: Sequence[Delivery]) -> list[Delivery]:

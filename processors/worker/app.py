@@ -149,11 +149,11 @@ def build_worker(
     async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         state.assigned = True
         state.partitions = events_partitions(args, kwargs, "assigned")
-        store.forget()
+        store.forget(state.partitions)
 
     async def revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         state.partitions -= events_partitions(args, kwargs, "revoked")
-        store.forget()
+        store.forget(state.partitions)
 
     # mode types receivers as sync-or-awaitable callables that mypy cannot match to a coroutine
     app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]

@@ -20,11 +20,16 @@ NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
 class Counting(ClickHouse):
-    """Counts the dedup lookups (queries on `events` by message id)."""
+    """Counts the dedup lookups (queries on `events` by message id) and the filter loads."""
 
     def __init__(self, inner: ClickHouse) -> None:
         super().__init__(inner.client)
         self.lookups = 0
+        self.loads = 0
+
+    def query_np(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        self.loads += 1  # a filter load: the store's only numpy query
+        return super().query_np(sql, parameters)
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         if "message_id IN" in sql:
@@ -106,3 +111,20 @@ def test_events_older_than_the_filter_reaches_are_checked_against_the_table(
     assert counting.lookups == 1  # too old for the filter: the table answered
     copy = [Delivery(late[0].event, 3, 99)]
     assert store.store(copy) == []
+
+
+def test_the_filters_of_every_held_partition_load_in_one_scan(clickhouse: ClickHouse) -> None:
+    before, _ = store_of(clickhouse)
+    stored = {p: deliveries(20, partition=p) for p in (0, 1, 2)}
+    for batch in stored.values():
+        before.store(batch)
+    after, counting = store_of(clickhouse)  # a new process, given partitions 0, 1 and 2
+    after.forget({0, 1, 2})
+    assert after.store(deliveries(5, partition=0, first=100)) != []
+    assert counting.loads == 1
+    for p in (1, 2):  # their filters came with the first batch: no load, no lookup for new ids
+        copies = [Delivery(d.event, p, 500 + i) for i, d in enumerate(stored[p][:3])]
+        fresh = deliveries(4, partition=p, first=600)
+        assert after.store([*copies, *fresh]) == fresh
+    assert counting.loads == 1
+    assert clickhouse.query("SELECT count() FROM events")[0][0] == 60 + 5 + 8
