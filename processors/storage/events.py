@@ -106,9 +106,9 @@ class ClickHouseEventStore:
 
     def forget(self, held: Iterable[int] = ()) -> None:
         """Drop every filter before the next batch: partitions were assigned or revoked. The
-        filters of every partition in `held` are loaded together with that batch: one scan
-        of the table for all of them, before the first batch is written, not one per partition
-        as each first appears."""
+        filters of every partition in `held` are loaded with that batch, before it is written,
+        rather than each with the first batch its partition appears in: a worker that has just
+        been given its partitions pays for them at once, not in the middle of its stream."""
         self._stale = True
         self._held = set(held)
 
@@ -146,21 +146,18 @@ class ClickHouseEventStore:
         if not partitions:
             return
         floor = min(self._clock() - self._horizon - LOAD_SLACK, since)
-        # kafka_partition is not in the table's key: every query reads the whole range, so all
-        # the partitions are read in one, as (partition, hash) rows
-        found = (
-            self._ch.query_np(
-                f"SELECT toUInt64(kafka_partition), {ID_HASH_SQL} FROM events"
-                " WHERE kafka_partition IN {ps:Array(UInt32)}"
-                " AND timestamp >= {floor:DateTime64(3, 'UTC')}",
-                {"ps": sorted(partitions), "floor": floor},
-            )
-            .astype(np.uint64)
-            .reshape(-1, 2)
-        )
+        # one partition at a time: a load holds one partition's ids in memory, not all of them
         for partition in sorted(partitions):
-            hashes = found[found[:, 0] == partition, 1]
-            self._filters[partition] = (floor, IdFilter(2 * len(hashes), hashes))
+            found = (
+                self._ch.query_np(
+                    f"SELECT {ID_HASH_SQL} FROM events WHERE kafka_partition = {{p:UInt32}}"
+                    " AND timestamp >= {floor:DateTime64(3, 'UTC')}",
+                    {"p": partition, "floor": floor},
+                )
+                .ravel()
+                .astype(np.uint64)
+            )
+            self._filters[partition] = (floor, IdFilter(2 * len(found), found))
 
     def _stored_places(
         self, batch: Sequence[Delivery], since: datetime
