@@ -44,9 +44,12 @@ def test_bench_writes_a_valid_report(tmp_path: Path) -> None:
         0 <= report["freshness"]["p50"] <= report["freshness"]["p95"] <= report["freshness"]["p99"]
     )
     assert report["exactness"]["exact"] is True
+    assert report["options"]["compression"] == "zstd"  # the collector's default
+    assert report["freshness_load"]["extra"]["latency_ms"]["p99"] > 0
     assert [t["what"] for t in report["targets"]] == [
         "end-to-end sustained, lag flat",
         "freshness p95 at half load",
+        "request latency p99 at half load (ms)",
         "worker / baseline copier",
         "worker with 20,000 stored events / on empty tables",
     ]
