@@ -15,6 +15,7 @@ from processors.health.score import Score
 from processors.storage.clickhouse import ClickHouse
 from schemas.config import ProductConfig
 from schemas.events import WireTime
+from schemas.health import Health
 
 
 class HealthOut(BaseModel):
@@ -40,10 +41,10 @@ def health_router(
     router = APIRouter(tags=["health"])
     Tenant = Annotated[str, Depends(tenant_of)]
 
-    def configured() -> float:
+    def configured() -> Health:
         if config.health is None:
             raise HTTPException(404, "no [health] section in the configuration")
-        return config.health.threshold
+        return config.health
 
     def out(found: Score, threshold: float) -> HealthOut:
         return HealthOut(
@@ -61,17 +62,14 @@ def health_router(
         responses=answers(404),
     )
     async def account_health(tenant: Tenant, account: str, at: At = None) -> HealthOut:
-        threshold = configured()
-        assert config.health is not None
+        health = configured()
         params.in_range(at=at)
         moment = at or datetime.now(UTC)
-        found = await asyncio.to_thread(
-            scores, clickhouse, config, config.health, tenant, moment, account
-        )
+        found = await asyncio.to_thread(scores, clickhouse, config, health, tenant, moment, account)
         if not found:
-            days = config.health.forget_days
+            days = health.forget_days
             raise HTTPException(404, f"account {account!r} has no event in the last {days} days")
-        return out(found[0], threshold)
+        return out(found[0], health.threshold)
 
     @router.get(
         "/v1/health",
@@ -87,16 +85,15 @@ def health_router(
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
         at: At = None,
     ) -> HealthListOut:
-        threshold = configured()
-        assert config.health is not None
+        health = configured()
         params.in_range(at=at)
         moment = at or datetime.now(UTC)
-        found = await asyncio.to_thread(scores, clickhouse, config, config.health, tenant, moment)
+        found = await asyncio.to_thread(scores, clickhouse, config, health, tenant, moment)
         shown = [s for s in found if below is None or s.score < below][:limit]
         return HealthListOut(
             at=moment.isoformat(),
-            threshold=threshold,
-            accounts=[out(s, threshold) for s in shown],
+            threshold=health.threshold,
+            accounts=[out(s, health.threshold) for s in shown],
         )
 
     return router

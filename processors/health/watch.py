@@ -103,6 +103,8 @@ class HealthWatch:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        if self._producer is not None:
+            self._producer.close(timeout=5)
 
     def _run(self) -> None:
         sides: dict[tuple[str, str], Side] | None = None

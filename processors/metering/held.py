@@ -69,14 +69,12 @@ def levels(
     meter: Meter, carried: Decimal | None, start: datetime, points: Iterable[Point]
 ) -> list[tuple[datetime, Decimal]]:
     """The value held from each change on: [(since, value)], from `start` if one is carried."""
-    changes: list[tuple[datetime, Decimal]] = []
-    level = carried
-    if meter.aggregation is Aggregation.SEATS:
-        level = level or Decimal(0)
-    if carried is not None or meter.aggregation is Aggregation.SEATS:
-        changes.append((start, level or Decimal(0)))
+    seats = meter.aggregation is Aggregation.SEATS
+    # seats start from none held; a reported value holds only from its first report
+    level = Decimal(0) if seats and carried is None else carried
+    changes = [] if level is None else [(start, level)]
     for at, _, value in sorted(points, key=lambda p: (p[0], p[1])):
-        level = value if meter.aggregation is Aggregation.TIME_WEIGHTED else (level or 0) + value
+        level = (level or Decimal(0)) + value if seats else value
         changes.append((max(at, start), level))
     return changes
 
