@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import Group, Identify, Track, UtcDatetime
+
+# The version of this value's shape on Kafka, written into every value. A worker decodes a value
+# of the version it knows with a fast decoder of its own and sends anything else through this
+# model's full validation (processors.model.decode).
+CONTRACT_VERSION: Final = 1
 
 
 def corrected_timestamp(
@@ -43,6 +48,7 @@ class EnrichedEvent(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
+    contract: int = CONTRACT_VERSION
     tenant: str
     type: Literal["track", "identify", "group"]
     message_id: str = Field(alias="messageId")

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from schemas import EnrichedEvent
+from processors.model import Event
 from schemas.activation import ActivationRule, Condition, Subject
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -45,7 +45,7 @@ def outcome_id(tenant: str, rule: str, account: str, user: str) -> str:
     return uuid.uuid5(_IDS, "\x1f".join((tenant, rule, account, user))).hex
 
 
-def subject_of(rule: ActivationRule, event: EnrichedEvent) -> tuple[str, str] | None:
+def subject_of(rule: ActivationRule, event: Event) -> tuple[str, str] | None:
     """(account, user) of the subject the event belongs to under `rule`, or None."""
     if rule.subject is Subject.ACCOUNT:
         return (event.account, "") if event.account else None
@@ -171,7 +171,7 @@ class RuleEvaluator:
         self.lateness = lateness // timedelta(milliseconds=1)
         self._zone = zone
 
-    def mask(self, event: EnrichedEvent) -> int:
+    def mask(self, event: Event) -> int:
         if event.type != "track":
             return 0
         bits = 0
@@ -180,13 +180,13 @@ class RuleEvaluator:
                 bits |= 1 << i
         return bits
 
-    def opens(self, event: EnrichedEvent) -> bool:
+    def opens(self, event: Event) -> bool:
         if self.rule.starts_at_first_event:
             return True
         return event.type == "track" and event.event == self.rule.start
 
     def apply(
-        self, state: SubjectState, event: EnrichedEvent, at: int, mask: int, opens: bool, floor: int
+        self, state: SubjectState, event: Event, at: int, mask: int, opens: bool, floor: int
     ) -> bool:
         """Fold one event in; False when it changed nothing (a hit already held, a later start).
         `floor`: hits older than this can no longer fall in any window whose start arrives

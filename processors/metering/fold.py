@@ -15,9 +15,8 @@ from functools import lru_cache
 from typing import Any
 
 from processors.metering.calendar import FinalAt
-from processors.model import Delivery
+from processors.model import Delivery, Event
 from processors.windows import EPOCH
-from schemas import EnrichedEvent
 from schemas.config import ProductConfig
 from schemas.filters import filters_match
 from schemas.meters import ANY_EVENT, DISTINCT_USERS, Aggregation, Meter
@@ -81,7 +80,7 @@ class Partial:
     # time_weighted: each report (at, id, value); seats: each change (at, id, ±seats)
     points: list[tuple[datetime, str, Decimal]] = field(default_factory=list)
 
-    def add(self, meter: Meter, event: EnrichedEvent) -> None:
+    def add(self, meter: Meter, event: Event) -> None:
         if meter.aggregation is Aggregation.COUNT:
             self.events += 1
             return
@@ -113,7 +112,7 @@ class Partial:
         if meter.aggregation is Aggregation.TIME_WEIGHTED:
             self.points.append(observed)
 
-    def _add_seats(self, meter: Meter, event: EnrichedEvent) -> None:
+    def _add_seats(self, meter: Meter, event: Event) -> None:
         number = numeric(event.properties.get(meter.value)) if meter.value else ONE
         if number is None:
             self.skipped += 1
@@ -128,9 +127,7 @@ class Partial:
 Key = tuple[str, str, str, tuple[tuple[str, str], ...], datetime, int, int]
 
 
-def fold(
-    config: ProductConfig, events: Iterable[EnrichedEvent], partition: int = 0
-) -> dict[Key, Partial]:
+def fold(config: ProductConfig, events: Iterable[Event], partition: int = 0) -> dict[Key, Partial]:
     """Every matching (event, meter) into its per-minute partial row. `partition` goes into
     every key: the live processor folds each Kafka partition apart, since its rows carry that
     partition's mark; a recomputation from stored events has no partition (0)."""
@@ -179,7 +176,7 @@ def _meters_by_event(meters: Sequence[Meter]) -> dict[str, list[Meter]]:
 
 def fold_deliveries(config: ProductConfig, deliveries: Sequence[Delivery]) -> dict[Key, Partial]:
     """`fold` of each Kafka partition's events in the batch."""
-    by_partition: dict[int, list[EnrichedEvent]] = {}
+    by_partition: dict[int, list[Event]] = {}
     for d in deliveries:
         by_partition.setdefault(d.partition, []).append(d.event)
     partials: dict[Key, Partial] = {}

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from processors.metering.fold import COLUMNS, TABLE, Key, Partial, fold, to_rows
+from processors.model import Event
 from processors.storage.clickhouse import ClickHouse
 from processors.windows import EPOCH, as_utc, to_minute
-from schemas import EnrichedEvent
 from schemas.config import ProductConfig
+from schemas.enriched import CONTRACT_VERSION
 from schemas.meters import ANY_EVENT
 
 StepReport = Callable[[int, int, str], None]  # (step, steps, what)
@@ -33,7 +34,7 @@ def _days(start: datetime, to: datetime) -> Iterator[tuple[datetime, datetime]]:
 
 def raw_events(
     clickhouse: ClickHouse, config: ProductConfig, start: datetime, to: datetime, tenant: str | None
-) -> list[EnrichedEvent]:
+) -> list[Event]:
     """The stored track events in [start, to) that any configured meter may count."""
     names = sorted({name for m in config.meters for name in m.events})
     where = "type = 'track' AND timestamp >= {start:DateTime64(3, 'UTC')}"
@@ -48,10 +49,10 @@ def raw_events(
         {"start": start, "to": to, "names": names, "tenant": tenant or ""},
     )
     return [
-        EnrichedEvent(
-            tenant=r[0], type="track", message_id=r[1], event=r[2], account=r[3],
-            user_id=r[4], anonymous_id=r[5], timestamp=r[6], received_at=r[7],
-            properties=json.loads(r[8]),
+        Event(
+            contract=CONTRACT_VERSION, tenant=r[0], type="track", message_id=r[1], event=r[2],
+            account=r[3], user_id=r[4], anonymous_id=r[5], timestamp=as_utc(r[6]),
+            received_at=as_utc(r[7]), properties=json.loads(r[8]),
         )
         for r in rows
     ]  # fmt: skip
