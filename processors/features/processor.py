@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from processors.features.sql_fold import fold_statement, place_parameters
 from processors.model import Delivery, offset_marks
 from processors.storage.clickhouse import ClickHouse
 from processors.storage.offset_marks import read_marks, uncounted
+from processors.storage.staging import Staging
 from schemas.activation import Features
 
 TABLE = "feature_minutes"
@@ -63,16 +65,33 @@ def to_rows(rows: dict[Key, Usage], next_offset: dict[int, int]) -> list[list[An
 
 
 class FeatureUsageProcessor:
+    """With `staging`, ClickHouse folds the staged batch (processors.features.sql_fold);
+    without it, `fold` does, here."""
+
     name = "features"
 
-    def __init__(self, clickhouse: ClickHouse, features: Features) -> None:
+    def __init__(
+        self, clickhouse: ClickHouse, features: Features, staging: Staging | None = None
+    ) -> None:
         self._ch = clickhouse
         self._features = features
+        self._staging = staging
+        self._statement = fold_statement(features, COLUMNS)
 
     def write(self, originals: Sequence[Delivery]) -> None:
         if not originals:
             return
-        todo = uncounted(originals, read_marks(self._ch, TABLE, originals))
-        rows = fold(self._features, todo)
-        if rows:
-            self._ch.insert(TABLE, to_rows(rows, offset_marks(todo)), COLUMNS)
+        counted = read_marks(self._ch, TABLE, originals)
+        todo = uncounted(originals, counted)
+        if not todo:
+            return
+        if self._staging is None:
+            rows = fold(self._features, todo)
+            if rows:
+                self._ch.insert(TABLE, to_rows(rows, offset_marks(todo)), COLUMNS)
+            return
+        if not self._staging.holds(originals):
+            self._staging.load(originals, [False] * len(originals))
+        sql, parameters = self._statement
+        places = place_parameters(counted, offset_marks(originals))
+        self._ch.insert_select(TABLE, sql, parameters | places)

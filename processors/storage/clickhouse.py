@@ -92,6 +92,34 @@ class ClickHouse:
                 for observe in self.on_insert:
                     observe(table, len(rows), time.perf_counter() - started, failed)
 
+    def raw_insert(self, table: str, body: bytes, settings: dict[str, Any]) -> None:
+        """Rows already written in JSONEachRow, one per line, parsed by the engine."""
+        with self._lock:
+            started, failed = time.perf_counter(), True
+            try:
+                self.client.raw_insert(table, None, body, settings=settings, fmt="JSONEachRow")
+                failed = False
+            finally:
+                for observe in self.on_insert:
+                    observe(table, body.count(b"\n") + 1, time.perf_counter() - started, failed)
+
+    def insert_select(
+        self, table: str, sql: str, parameters: dict[str, Any], rows: int | None = None
+    ) -> None:
+        """`INSERT INTO table … SELECT …`: rows ClickHouse builds itself. `rows`: how many the
+        caller knows it writes; otherwise the count the engine reports (0 where it reports
+        none)."""
+        with self._lock:
+            started, failed, written = time.perf_counter(), True, rows or 0
+            try:
+                summary = self.client.command(f"INSERT INTO {table} {sql}", parameters=parameters)
+                failed = False
+                if rows is None:
+                    written = int(getattr(summary, "written_rows", 0) or 0)
+            finally:
+                for observe in self.on_insert:
+                    observe(table, written, time.perf_counter() - started, failed)
+
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         with self._lock:
             self.client.command(sql, parameters=parameters or {})

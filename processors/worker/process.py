@@ -21,6 +21,7 @@ from processors.health.watch import HealthWatch
 from processors.metering.processor import MeteringProcessor
 from processors.storage.clickhouse import open_clickhouse
 from processors.storage.events import ClickHouseEventStore
+from processors.storage.staging import Staging
 from processors.worker.app import AppConfig, WorkerState, build_worker, faust_app
 from processors.worker.batch import Processor
 from processors.worker.lag import ConsumerLagProbe
@@ -78,7 +79,10 @@ def run_worker(settings: Settings) -> None:
                 settings.kafka_bootstrap, settings.health_topic, settings.topic_partitions, True
             ),
         )
-    store = ClickHouseEventStore(clickhouse, timedelta(days=settings.dedup_horizon_days))
+    staging = Staging(clickhouse)
+    store = ClickHouseEventStore(
+        clickhouse, timedelta(days=settings.dedup_horizon_days), staging=staging
+    )
     state = WorkerState()
     metrics = WorkerMetrics(CollectorRegistry())
     metrics.watch(state, clickhouse)
@@ -99,7 +103,7 @@ def run_worker(settings: Settings) -> None:
     )
     processors: list[Processor] = [
         MeteringProcessor(clickhouse, product),
-        FeatureUsageProcessor(clickhouse, product.features),
+        FeatureUsageProcessor(clickhouse, product.features, staging),
     ]
     written = ClickHouseWrittenOffsets(clickhouse, settings.events_topic)
     app = faust_app(config)

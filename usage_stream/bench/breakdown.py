@@ -24,6 +24,7 @@ from processors.metering.processor import MeteringProcessor
 from processors.model import RawMessage, offset_marks
 from processors.storage.clickhouse import open_clickhouse
 from processors.storage.events import ClickHouseEventStore
+from processors.storage.staging import Staging
 from processors.worker.app import AppConfig, faust_app
 from processors.worker.batch import Processor, run_batch
 from schemas.config import load_config
@@ -35,10 +36,11 @@ async def process(
 ) -> None:
     clickhouse = open_clickhouse(dsn, "usage_stream")
     product = load_config(config)
-    store = ClickHouseEventStore(clickhouse)
+    staging = Staging(clickhouse)
+    store = ClickHouseEventStore(clickhouse, staging=staging)
     processors: list[Processor] = [
         MeteringProcessor(clickhouse, product),
-        FeatureUsageProcessor(clickhouse, product.features),
+        FeatureUsageProcessor(clickhouse, product.features, staging),
     ]
     consumer, stop = group_consumer(bootstrap, topic, group)
     await consumer.start()
