@@ -95,6 +95,11 @@ class ExpiryIndex:
         self._due[key] = due
         heapq.heappush(self._heaps.setdefault(where, []), (due, key))
 
+    def any_due(self, where: tuple[int, str], now: int) -> bool:
+        """Whether `due_before` has anything to go through: asked after every event."""
+        heap = self._heaps.get(where)
+        return heap is not None and len(heap) > 0 and heap[0][0] < now
+
     def due_before(self, where: tuple[int, str], now: int) -> Iterator[tuple[int, bytes]]:
         heap = self._heaps.get(where)
         while heap and heap[0][0] < now:
@@ -110,12 +115,13 @@ class ActivationEngine:
         self._rules = {
             r.name: RuleEvaluator(r, activation.lateness, zone) for r in activation.rules
         }
+        self._evaluators = tuple(self._rules.values())
         # rebuilt from the state after every rebalance: partitions (and their state) come and go
         self._index: ExpiryIndex | None = None
 
     @property
-    def rules(self) -> list[RuleEvaluator]:
-        return list(self._rules.values())
+    def rules(self) -> tuple[RuleEvaluator, ...]:
+        return self._evaluators
 
     def forget_index(self) -> None:
         self._index = None
@@ -187,11 +193,12 @@ class _Batch:
             if delivery.offset <= clock.through:
                 self.out.skipped += 1
                 continue
-            self.apply(delivery, clock)
             event = delivery.event
+            at = millis(event.timestamp)
+            self.apply(delivery, clock, at)
             # an event cannot have happened after it was received: a sender's clock far ahead
             # must not close everyone's windows
-            now = min(millis(event.timestamp), millis(event.received_at))
+            now = min(at, millis(event.received_at))
             time = clock.event_time[event.tenant] = max(clock.event_time.get(event.tenant, 0), now)
             clock.through = delivery.offset
             self.moved.add(delivery.partition)
@@ -231,9 +238,9 @@ class _Batch:
         self.overlay[key] = state
         self.partition_of[key] = partition
 
-    def apply(self, delivery: Delivery, clock: PartitionClock) -> None:
+    def apply(self, delivery: Delivery, clock: PartitionClock, at: int) -> None:
+        """`at`: the event's time in ms."""
         event = delivery.event
-        at = millis(event.timestamp)
         for evaluator in self.engine.rules:
             rule = evaluator.rule
             subject = subject_of(rule, event)
@@ -270,6 +277,8 @@ class _Batch:
 
     def expire(self, delivery: Delivery, event_time: int) -> None:
         where = (delivery.partition, delivery.event.tenant)
+        if not self.index.any_due(where, event_time):
+            return
         for _, key in self.index.due_before(where, event_time):
             state = self.current(key)
             if state is None:

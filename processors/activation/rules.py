@@ -18,16 +18,20 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from processors.model import Event
-from schemas.activation import ActivationRule, Condition, Subject
+from schemas.activation import ActivationRule, Condition, Step, Subject
+from schemas.filters import filters_match
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _IDS = uuid.UUID("6f1b0c8e-7d4a-4c55-9a3e-0d6a7f1f2b10")  # namespace of outcome ids
 MAX_HITS = 5000  # per subject and rule; beyond it the oldest hits are forgotten
 
 
+_MS = timedelta(milliseconds=1)
+
+
 def millis(moment: datetime) -> int:
     """Milliseconds since the epoch, exactly (no float rounding)."""
-    return (moment - EPOCH) // timedelta(milliseconds=1)
+    return (moment - EPOCH) // _MS
 
 
 def moment(ms: int) -> datetime:
@@ -170,18 +174,23 @@ class RuleEvaluator:
         self.window = rule.window // timedelta(milliseconds=1)
         self.lateness = lateness // timedelta(milliseconds=1)
         self._zone = zone
+        # asked of every event: each event name's conditions with their bits, looked up once
+        self._bits: dict[str, list[tuple[int, Condition | Step]]] = {}
+        for i, condition in enumerate(rule.conditions):
+            self._bits.setdefault(condition.event, []).append((1 << i, condition))
+        self._first_event = rule.starts_at_first_event
 
     def mask(self, event: Event) -> int:
         if event.type != "track":
             return 0
         bits = 0
-        for i, condition in enumerate(self.rule.conditions):
-            if condition.matches(event.event, event.properties):
-                bits |= 1 << i
+        for bit, condition in self._bits.get(event.event, ()):
+            if filters_match(condition.filters, event.properties):
+                bits |= bit
         return bits
 
     def opens(self, event: Event) -> bool:
-        if self.rule.starts_at_first_event:
+        if self._first_event:
             return True
         return event.type == "track" and event.event == self.rule.start
 
