@@ -104,13 +104,16 @@ class Partial:
             return
         self.events += 1
         self.value_sum += number
-        self.value_min = number if self.value_min is None else min(self.value_min, number)
-        self.value_max = number if self.value_max is None else max(self.value_max, number)
-        observed = (event.timestamp, event.message_id, number)
-        if self.latest is None or observed[:2] > self.latest[:2]:
-            self.latest = observed
+        if self.value_min is None or number < self.value_min:
+            self.value_min = number
+        if self.value_max is None or number > self.value_max:
+            self.value_max = number
+        at, latest = event.timestamp, self.latest
+        # the latest by (time, id), compared without building tuples: asked for every value
+        if latest is None or at > latest[0] or (at == latest[0] and event.message_id > latest[1]):
+            self.latest = (at, event.message_id, number)
         if meter.aggregation is Aggregation.TIME_WEIGHTED:
-            self.points.append(observed)
+            self.points.append((at, event.message_id, number))
 
     def _add_seats(self, meter: Meter, event: Event) -> None:
         number = numeric(event.properties.get(meter.value)) if meter.value else ONE
