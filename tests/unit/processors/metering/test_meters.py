@@ -215,3 +215,31 @@ def test_numeric_reads_long_texts_without_keeping_them() -> None:
     long = "1" + "0" * 60 + ".5"  # past the limit: not a quantity
     assert numeric(long) is None and numeric(" 12.5 ") == Decimal("12.5")
     assert numeric("0" * 60 + "7") == Decimal(7)
+
+
+@given(
+    reports=st.lists(
+        st.tuples(st.integers(0, 3), st.sampled_from(["a", "b", "c"]), st.integers(-5, 5)),
+        min_size=1, max_size=12,
+    )
+)  # fmt: skip
+def test_a_partial_keeps_sum_extremes_and_the_latest_by_time_then_id_in_any_order(
+    reports: list[tuple[int, str, int]],
+) -> None:
+    """Ties in event time are broken by message id, so every arrival order keeps the same."""
+    meter = parse_config(
+        {"meters": [{"name": "gb", "event": "e", "aggregation": "latest", "value": "gb"}]}
+    ).meters[0]
+    when = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    partial = Partial()
+    for seconds, message_id, gb in reports:
+        partial.add(meter, EnrichedEvent(
+            tenant="t", type="track", message_id=message_id, event="e", properties={"gb": gb},
+            timestamp=when + timedelta(seconds=seconds), received_at=when,
+        ))  # fmt: skip
+    values = [Decimal(gb) for _, _, gb in reports]
+    assert (partial.value_sum, partial.value_min, partial.value_max) == (
+        sum(values), min(values), max(values),
+    )  # fmt: skip
+    seconds, message_id, gb = max(reports, key=lambda r: (r[0], r[1]))
+    assert partial.latest == (when + timedelta(seconds=seconds), message_id, Decimal(gb))
