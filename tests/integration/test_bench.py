@@ -32,7 +32,7 @@ def test_bench_writes_a_valid_report(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(report_file.read_text())
 
-    phases = ("collector", "baseline", "breakdown_process", "breakdown_faust", "worker")
+    phases = ("collector", "sink", "baseline", "breakdown_process", "breakdown_faust", "worker")
     for phase in (*phases, "worker_history"):
         assert report[phase]["per_second"] > 0, phase
         assert report[phase]["extra"]["events_per_cpu_second"] > 0, phase
@@ -52,6 +52,9 @@ def test_bench_writes_a_valid_report(tmp_path: Path) -> None:
         "request latency p99 at half load (ms)",
         "worker / baseline copier",
         "worker with 20,000 stored events / on empty tables",
+        "collector alone, one process (events/s)",
+        "collector CPU per event (µs)",
+        "worker CPU per event (µs)",
     ]
     history = report["history"]
     assert history["stored_events"] == 20_000
@@ -62,6 +65,7 @@ def test_bench_writes_a_valid_report(tmp_path: Path) -> None:
         assert report["processes"][name]["peak_rss_bytes"] > 0, name
     # the table went to stdout, progress to stderr
     assert "| worker / baseline |" in done.stdout
+    assert "| the collector's Kafka sink alone" in done.stdout
     assert "collector alone" in done.stderr
     # nothing of the private stack is left behind
     tmp_dirs = [line for line in done.stderr.splitlines() if "files in" in line]

@@ -116,6 +116,34 @@ def collector_alone(bench: Bench, duration: float) -> Phase:
     )
 
 
+SINK_TOPIC = "bench-sink"  # what the sink alone writes: read by no consumer of the run
+
+
+def sink_alone(bench: Bench, events: int) -> Phase:
+    """The collector's Kafka sink on its own (usage_stream.bench.sink), in its own process."""
+    bench.say(f"the collector's Kafka sink alone: {events:,} events, {bench.connections} threads")
+    argv = [
+        sys.executable, "-m", "usage_stream.bench.sink",
+        "--bootstrap", bench.stack.broker.bootstrap, "--topic", SINK_TOPIC,
+        "--events", str(events), "--batch", str(bench.batch),
+        "--threads", str(bench.connections), "--compression", bench.stack.compression,
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the sink alone failed: {done.stderr.decode(errors='replace')[-2000:]}")
+    figures = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    sent, seconds = int(figures["events"]), float(figures["seconds"])
+    bench.say(f"  {sent:,} events produced, {sent / seconds:,.0f}/s")
+    return Phase(
+        "sink",
+        sent,
+        seconds,
+        per_second(sent, seconds),
+        {"sink": figures["cpu_seconds"]},
+        {"events_per_cpu_second": per_second(sent, figures["cpu_seconds"])},
+    )
+
+
 def top_up(bench: Bench, events: int) -> int:
     """Fill the topic to at least `events` messages, produced directly as the collector would."""
     assert bench.offsets is not None

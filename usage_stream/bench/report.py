@@ -9,6 +9,9 @@ TARGET_FRESHNESS_P95 = 2.0
 TARGET_BASELINE_SHARE = 0.5
 TARGET_HISTORY_RATIO = 0.8
 TARGET_REQUEST_P99_MS = 50.0  # at half the sustained rate
+TARGET_COLLECTOR_PER_SECOND = 25_000  # one collector process, batches of 100
+TARGET_COLLECTOR_US = 35.0  # CPU per event
+TARGET_WORKER_US = 40.0
 
 
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -44,6 +47,37 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             "met": ratio >= TARGET_BASELINE_SHARE,
         },
         *_history_target(report),
+        *_cost_targets(report),
+    ]
+
+
+def _micros(phase: dict[str, Any]) -> float | None:
+    rate = phase["extra"].get("events_per_cpu_second", 0.0)
+    return round(1e6 / rate, 1) if rate else None
+
+
+def _cost_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    collector, worker = report["collector"], report["worker"]
+    collector_us, worker_us = _micros(collector), _micros(worker)
+    return [
+        {
+            "what": "collector alone, one process (events/s)",
+            "target": f">= {TARGET_COLLECTOR_PER_SECOND:,}",
+            "value": round(collector["per_second"]),
+            "met": collector["per_second"] >= TARGET_COLLECTOR_PER_SECOND,
+        },
+        {
+            "what": "collector CPU per event (µs)",
+            "target": f"<= {TARGET_COLLECTOR_US:g}",
+            "value": collector_us,
+            "met": collector_us is not None and collector_us <= TARGET_COLLECTOR_US,
+        },
+        {
+            "what": "worker CPU per event (µs)",
+            "target": f"<= {TARGET_WORKER_US:g}",
+            "value": worker_us,
+            "met": worker_us is not None and worker_us <= TARGET_WORKER_US,
+        },
     ]
 
 
@@ -59,6 +93,16 @@ def _history_target(report: dict[str, Any]) -> list[dict[str, Any]]:
             "value": ratio,
             "met": ratio >= TARGET_HISTORY_RATIO,
         }
+    ]
+
+
+def _sink_rows(report: dict[str, Any]) -> list[str]:
+    sink = report.get("sink")
+    if sink is None:
+        return []
+    return [
+        f"| the collector's Kafka sink alone (encoding, kafka-python's send and acks)"
+        f" | {_rate(sink)} | {_per_cpu(sink)} |"
     ]
 
 
@@ -99,6 +143,7 @@ def table(report: dict[str, Any]) -> str:
         f"| collector alone (batches of {o['batch']}) | {_rate(report['collector'])}"
         f" (p99 {report['collector']['extra']['latency_ms']['p99']:.0f} ms)"
         f" | {_per_cpu(report['collector'])} |",
+        *_sink_rows(report),
         f"| worker alone (pre-loaded topic) | {_rate(report['worker'])}"
         f" | {_per_cpu(report['worker'])} |",
         f"| baseline copier (same topic, aiokafka → chDB, no processing)"

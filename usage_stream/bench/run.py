@@ -75,7 +75,11 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         say(f"starting a private Kafka broker on {stack.broker.bootstrap} (files in {home})")
         stack.broker.start()
         broker = Usage("broker", stack.broker.pid() or 0)
-        ensure_topics(stack.broker.bootstrap, [stack.topic, "events.invalid"], options.partitions)
+        ensure_topics(
+            stack.broker.bootstrap,
+            [stack.topic, "events.invalid", phases.SINK_TOPIC],
+            options.partitions,
+        )
         bench.offsets = GroupOffsets(stack.broker.bootstrap, stack.topic)
         bench.collectors = [stack.collector(i) for i in range(options.collectors)]
         for collector in bench.collectors:
@@ -86,6 +90,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         results["collector"] = phases.collector_alone(bench, options.duration)
         if profiler is not None:
             profiles["collector"] = profiler.finish()
+        results["sink"] = phases.sink_alone(bench, options.events // 2)
         total = phases.top_up(bench, options.events)
 
         # 2. Consumers of the same pre-loaded topic, one at a time, each in its own group.
@@ -331,6 +336,7 @@ def _where_time_goes(results: dict[str, Phase]) -> dict[str, Any]:
         "faust_alone_us": _micros(results.get("breakdown_faust")),
         "worker_us": _micros(results.get("worker")),
         "collector_us": _micros(results.get("collector")),
+        "collector_sink_us": _micros(results.get("sink")),
     }
 
 
