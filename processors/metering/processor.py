@@ -28,4 +28,4 @@ class MeteringProcessor:
         partials = fold_deliveries(self._config, todo)
         if not partials:
             return
-        self._ch.insert(TABLE, to_rows(partials, offset_marks(todo)), COLUMNS)
+        self._ch.insert_json(TABLE, to_rows(partials, offset_marks(todo)), COLUMNS)

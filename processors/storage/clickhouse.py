@@ -10,11 +10,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import clickhouse_connect
+import msgspec
 from clickhouse_connect.driver.client import Client
 
 from schemas.migrations import Migration, load_migrations
 
 log = logging.getLogger(__name__)
+# Decimals as JSON numbers, exactly as written (a Decimal(38, 9) column reads them as such).
+_JSON_ROW = msgspec.json.Encoder(decimal_format="number").encode
 
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations
@@ -92,16 +95,35 @@ class ClickHouse:
                 for observe in self.on_insert:
                     observe(table, len(rows), time.perf_counter() - started, failed)
 
-    def raw_insert(self, table: str, body: bytes, settings: dict[str, Any]) -> None:
-        """Rows already written in JSONEachRow, one per line, parsed by the engine."""
+    def insert_json(
+        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
+    ) -> None:
+        """`insert`, with the rows written as JSON lines by msgspec and parsed by the engine:
+        for wide rows of decimals, maps and arrays (meter_minutes) ~3.6 µs of CPU per row
+        against 5 to 7 for clickhouse-connect's Native encoding in Python (README "Performance")."""
+        body = b"\n".join(map(_JSON_ROW, rows))
+        self.raw_insert(table, body, {}, columns, "JSONCompactEachRow", len(rows))
+
+    def raw_insert(
+        self,
+        table: str,
+        body: bytes,
+        settings: dict[str, Any],
+        columns: Sequence[str] | None = None,
+        fmt: str = "JSONEachRow",
+        rows: int | None = None,
+    ) -> None:
+        """Rows already written in `fmt`, one per line, parsed by the engine."""
+        names = list(columns) if columns is not None else None
+        written = rows if rows is not None else body.count(b"\n") + 1
         with self._lock:
             started, failed = time.perf_counter(), True
             try:
-                self.client.raw_insert(table, None, body, settings=settings, fmt="JSONEachRow")
+                self.client.raw_insert(table, names, body, settings=settings, fmt=fmt)
                 failed = False
             finally:
                 for observe in self.on_insert:
-                    observe(table, body.count(b"\n") + 1, time.perf_counter() - started, failed)
+                    observe(table, written, time.perf_counter() - started, failed)
 
     def insert_select(
         self, table: str, sql: str, parameters: dict[str, Any], rows: int | None = None

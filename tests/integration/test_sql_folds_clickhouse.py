@@ -1,6 +1,7 @@
 """The writes ClickHouse does itself, held to their Python references on random batches (real
 chDB): the `events` rows built from the staged batch against the rows built in Python, the
-feature counters folded in SQL against `processors.features.processor.fold`."""
+feature counters folded in SQL against `processors.features.processor.fold`, meter rows written
+as JSON lines against the same rows in clickhouse-connect's Native encoding."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.features.processor import FeatureUsageProcessor, fold, to_rows
+from processors.metering import fold as meters
 from processors.model import Delivery, Event, offset_marks
 from processors.storage.clickhouse import ClickHouse
 from processors.storage.events import COLUMNS, ClickHouseEventStore, to_row
@@ -135,3 +137,47 @@ def test_feature_counters_folded_in_sql_are_the_python_fold(
         return (*row[:3], row[3].replace(tzinfo=None), row[4], list(row[5]), *row[6:])
 
     assert sorted(map(normal, got), key=repr) == sorted(map(normal, expected), key=repr)
+
+
+decimals = st.decimals(
+    min_value=-(10**29) + 1, max_value=10**29 - 1, places=9, allow_nan=False, allow_infinity=False
+)
+moments = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2105, 12, 31), timezones=st.just(UTC)
+)
+
+
+def minute_of(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+meter_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["acme", "globex"]), st.sampled_from(["gb", "calls"]), texts,
+        st.dictionaries(texts, texts, max_size=2), moments.map(minute_of),
+        st.integers(0, 1), st.integers(0, 2**40), st.integers(0, 2**40), decimals,
+        st.none() | decimals, st.none() | decimals, st.lists(texts, max_size=3, unique=True),
+        st.none() | decimals, moments, texts,
+        st.lists(st.tuples(moments, texts, decimals), max_size=3),
+        st.integers(0, 5), st.integers(0, 2**40),
+    ),
+    min_size=1, max_size=20,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batch=meter_rows)
+def test_meter_rows_written_as_json_lines_are_the_native_rows(
+    clickhouse: ClickHouse, batch: list[tuple[Any, ...]]
+) -> None:
+    rows = [[*r[:15], sorted(r[15]), *r[16:]] for r in batch]
+    read = f"SELECT {', '.join(meters.COLUMNS)} FROM {meters.TABLE}"
+    clickhouse.command(f"TRUNCATE TABLE {meters.TABLE}")
+    clickhouse.insert(meters.TABLE, rows, meters.COLUMNS)
+    native = sorted(clickhouse.query(read), key=repr)
+    clickhouse.command(f"TRUNCATE TABLE {meters.TABLE}")
+    clickhouse.insert_json(meters.TABLE, rows, meters.COLUMNS)
+    assert sorted(clickhouse.query(read), key=repr) == native
+    assert len(native) == len(rows)
