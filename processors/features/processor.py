@@ -94,4 +94,4 @@ class FeatureUsageProcessor:
             self._staging.load(originals, [False] * len(originals))
         sql, parameters = self._statement
         places = place_parameters(counted, offset_marks(originals))
-        self._ch.insert_select(TABLE, sql, parameters | places)
+        self._ch.insert_select(TABLE, sql, parameters | places, rows=len(todo))

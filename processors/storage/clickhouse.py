@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -86,14 +87,8 @@ class ClickHouse:
             return self.client.query_np(sql, parameters=parameters or {})
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
-        with self._lock:
-            started, failed = time.perf_counter(), True
-            try:
-                self.client.insert(table, list(rows), column_names=list(columns))
-                failed = False
-            finally:
-                for observe in self.on_insert:
-                    observe(table, len(rows), time.perf_counter() - started, failed)
+        with self._writing(table, len(rows)):
+            self.client.insert(table, list(rows), column_names=list(columns))
 
     def insert_json(
         self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
@@ -115,32 +110,26 @@ class ClickHouse:
     ) -> None:
         """Rows already written in `fmt`, one per line, parsed by the engine."""
         names = list(columns) if columns is not None else None
-        written = rows if rows is not None else body.count(b"\n") + 1
+        with self._writing(table, rows if rows is not None else body.count(b"\n") + 1):
+            self.client.raw_insert(table, names, body, settings=settings, fmt=fmt)
+
+    def insert_select(self, table: str, sql: str, parameters: dict[str, Any], rows: int) -> None:
+        """`INSERT INTO table … SELECT …`: rows ClickHouse builds itself from rows it holds.
+        `rows`, for the metrics: how many rows the select reads (chDB reports no count back)."""
+        with self._writing(table, rows):
+            self.client.command(f"INSERT INTO {table} {sql}", parameters=parameters)
+
+    @contextmanager
+    def _writing(self, table: str, rows: int) -> Iterator[None]:
+        """One write, under the lock, reported to every observer whether it failed or not."""
         with self._lock:
             started, failed = time.perf_counter(), True
             try:
-                self.client.raw_insert(table, names, body, settings=settings, fmt=fmt)
+                yield
                 failed = False
             finally:
                 for observe in self.on_insert:
-                    observe(table, written, time.perf_counter() - started, failed)
-
-    def insert_select(
-        self, table: str, sql: str, parameters: dict[str, Any], rows: int | None = None
-    ) -> None:
-        """`INSERT INTO table … SELECT …`: rows ClickHouse builds itself. `rows`: how many the
-        caller knows it writes; otherwise the count the engine reports (0 where it reports
-        none)."""
-        with self._lock:
-            started, failed, written = time.perf_counter(), True, rows or 0
-            try:
-                summary = self.client.command(f"INSERT INTO {table} {sql}", parameters=parameters)
-                failed = False
-                if rows is None:
-                    written = int(getattr(summary, "written_rows", 0) or 0)
-            finally:
-                for observe in self.on_insert:
-                    observe(table, written, time.perf_counter() - started, failed)
+                    observe(table, rows, time.perf_counter() - started, failed)
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         with self._lock:
