@@ -68,7 +68,11 @@ def health_router(
         found = await asyncio.to_thread(scores, clickhouse, config, health, tenant, moment, account)
         if not found:
             days = health.forget_days
-            raise HTTPException(404, f"account {account!r} has no event in the last {days} days")
+            raise HTTPException(
+                404,
+                f"account {account!r} used no feature in the last {days} days"
+                " (health is read from feature use: see [features])",
+            )
         return out(found[0], health.threshold)
 
     @router.get(

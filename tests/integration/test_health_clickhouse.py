@@ -101,7 +101,10 @@ def test_the_health_api_answers_an_account_and_the_at_risk_list(clickhouse: Clic
     every = client.get("/v1/health", params={"at": AT.isoformat()}).json()
     assert [a["account"] for a in every["accounts"]] == ["bad", "good"]
     missing = client.get("/v1/accounts/gone/health", params={"at": AT.isoformat()})
-    assert missing.status_code == 404 and "no event in the last 30 days" in missing.json()["detail"]
+    assert (
+        missing.status_code == 404
+        and "used no feature in the last 30 days" in missing.json()["detail"]
+    )
     unconfigured = create_read_api(clickhouse, parse_config({}), {"rk": "acme"}, lambda: True)
     answer = TestClient(unconfigured, headers={"Authorization": "Bearer rk"}).get("/v1/health")
     assert answer.status_code == 404 and "[health]" in answer.json()["detail"]
