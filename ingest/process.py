@@ -85,6 +85,7 @@ def collector_app(settings: Settings) -> FastAPI:
         settings.produce_timeout_seconds,
         invalid_topic=settings.invalid_topic,
         compression=settings.kafka_compression,
+        linger_ms=settings.kafka_linger_ms,
     )
     metrics = CollectorMetrics(
         CollectorRegistry(), settings.write_keys, in_group=MULTIPROCESS_DIR in os.environ

@@ -20,6 +20,7 @@ from kafka.errors import KafkaError
 from ingest.partitioner import KeyHashPartitioner
 from ingest.validation import Rejection
 from schemas import EnrichedEvent
+from schemas.settings import DEFAULT_LINGER_MS
 
 
 class SinkUnavailable(Exception):
@@ -50,8 +51,10 @@ class KafkaEventSink:
         timeout_seconds: float,
         invalid_topic: str,
         compression: str = "none",
+        linger_ms: int = DEFAULT_LINGER_MS,
     ) -> None:
         self._bootstrap = bootstrap
+        self._linger_ms = linger_ms
         self._compression = None if compression == "none" else compression
         self._topic = topic
         self._invalid_topic = invalid_topic
@@ -69,8 +72,9 @@ class KafkaEventSink:
                     acks="all",
                     enable_idempotence=True,
                     # Concurrent requests share per-partition batches: fewer, larger produce
-                    # requests and fewer sender wake-ups, for at most 5 ms more per request.
-                    linger_ms=5,
+                    # requests and fewer sender wake-ups, for at most `linger_ms` more per
+                    # request.
+                    linger_ms=self._linger_ms,
                     batch_size=1024 * 1024,
                     partitioner=KeyHashPartitioner(),
                     compression_type=self._compression,

@@ -8,6 +8,10 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The collector's producer linger: 20 ms cost kafka-python ~25% less CPU per record than 5 ms
+# (README, "Performance"), for at most 15 ms more per request.
+DEFAULT_LINGER_MS = 20
+
 
 class Settings(BaseSettings):
     """Defaults run everything on this machine: Kafka on 127.0.0.1:9092, chDB under data_dir."""
@@ -44,6 +48,12 @@ class Settings(BaseSettings):
     kafka_compression: Literal["none", "gzip", "lz4", "zstd"] = Field(
         default="zstd",
         description="how the collector compresses what it produces; consumers read any",
+    )
+    kafka_linger_ms: int = Field(
+        default=DEFAULT_LINGER_MS,
+        ge=0,
+        le=1000,
+        description="how long the collector's producer gathers records before sending them",
     )
 
     # ClickHouse
