@@ -65,8 +65,8 @@ def to_rows(rows: dict[Key, Usage], next_offset: dict[int, int]) -> list[list[An
 
 
 class FeatureUsageProcessor:
-    """With `staging`, ClickHouse folds the staged batch (processors.features.sql_fold);
-    without it, `fold` does, here."""
+    """ClickHouse folds the staged batch (processors.features.sql_fold); `fold` above is the
+    reference it is held to (tests). Given the store's `staging`, the batch is staged once."""
 
     name = "features"
 
@@ -75,7 +75,7 @@ class FeatureUsageProcessor:
     ) -> None:
         self._ch = clickhouse
         self._features = features
-        self._staging = staging
+        self._staging = staging or Staging(clickhouse)
         self._statement = fold_statement(features, COLUMNS)
 
     def write(self, originals: Sequence[Delivery]) -> None:
@@ -84,11 +84,6 @@ class FeatureUsageProcessor:
         counted = read_marks(self._ch, TABLE, originals)
         todo = uncounted(originals, counted)
         if not todo:
-            return
-        if self._staging is None:
-            rows = fold(self._features, todo)
-            if rows:
-                self._ch.insert(TABLE, to_rows(rows, offset_marks(todo)), COLUMNS)
             return
         if not self._staging.holds(originals):
             self._staging.load(originals, [False] * len(originals))

@@ -64,6 +64,7 @@ def _json(value: dict[str, Any]) -> str:
 
 
 def to_row(d: Delivery) -> list[Any]:
+    """An `events` row built in Python: the reference `FROM_STAGED` is held to (tests)."""
     e = d.event
     return [
         e.tenant, e.type, e.message_id, e.event, e.account, e.user_id, e.anonymous_id,
@@ -100,9 +101,9 @@ class ClickHouseEventStore:
     horizon plus LOAD_SLACK before now; a batch looking further back (events older than that
     slack when the filter was loaded) is checked against the table whole, as without filters.
 
-    With `staging`, the batch's originals are staged and the new ones go into `events` by an
-    `INSERT … SELECT` from there (the writers that fold in ClickHouse read the same staged batch);
-    without it, rows are built here and inserted.
+    The batch's originals are staged and the new ones go into `events` by an `INSERT … SELECT`
+    from there; the writers that fold in ClickHouse read the same staged batch when given the
+    same `staging`.
     """
 
     def __init__(
@@ -113,7 +114,7 @@ class ClickHouseEventStore:
         staging: Staging | None = None,
     ) -> None:
         self._ch = clickhouse
-        self._staging = staging
+        self._staging = staging or Staging(clickhouse)
         self._horizon = horizon
         self._clock = clock
         self._filters: dict[int, tuple[datetime, IdFilter]] = {}  # partition → (floor, filter)
@@ -148,12 +149,9 @@ class ClickHouseEventStore:
         asked = [d for d, ask in zip(unique, maybe, strict=True) if ask]
         stored = self._stored_places(asked, since) if asked else {}
         kept, new = originals(unique, stored)
-        if self._staging is not None:
-            self._staging.load(kept, [d.key not in stored for d in kept])
-            if new:
-                self._ch.insert_select("events", FROM_STAGED, {}, rows=len(new))
-        elif new:
-            self._ch.insert("events", [to_row(d) for d in new], COLUMNS)
+        self._staging.load(kept, [d.key not in stored for d in kept])
+        if new:
+            self._ch.insert_select("events", FROM_STAGED, {}, rows=len(new))
         is_new = np.array([d.key not in stored for d in unique], dtype=np.bool_)
         for partition, rows in rows_of.items():
             _, known = self._filters[partition]

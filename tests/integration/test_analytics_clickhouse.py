@@ -18,7 +18,7 @@ from processors.activation.store import ClickHouseActivationStore
 from processors.api.app import create_read_api
 from processors.features.processor import FeatureUsageProcessor
 from processors.features.query import usage
-from processors.model import Delivery
+from processors.model import Delivery, Event
 from processors.storage.clickhouse import ClickHouse
 from processors.storage.events import ClickHouseEventStore
 from processors.windows import FeatureWindow
@@ -35,19 +35,19 @@ NAMES = ["report_created", "dashboard_viewed", "export_csv", "teammate_invited"]
 
 
 def event(when: datetime, name: str, account: str, user: str, tenant: str = "acme",
-          **properties: Any) -> EnrichedEvent:  # fmt: skip
-    return EnrichedEvent(
+          **properties: Any) -> Event:  # fmt: skip
+    return Event.of(EnrichedEvent(
         tenant=tenant, type="track", message_id=str(uuid.uuid4()), event=name, account=account,
         user_id=user, properties=properties, timestamp=when,
         received_at=when + timedelta(seconds=2),
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
-def deliveries(events: list[EnrichedEvent], partition: int = 0, first: int = 0) -> list[Delivery]:
+def deliveries(events: list[Event], partition: int = 0, first: int = 0) -> list[Delivery]:
     return [Delivery(e, partition, first + i) for i, e in enumerate(events)]
 
 
-def random_usage(rng: random.Random, n: int, tenant: str = "acme") -> list[EnrichedEvent]:
+def random_usage(rng: random.Random, n: int, tenant: str = "acme") -> list[Event]:
     return [
         event(START + timedelta(seconds=rng.uniform(0, 10 * 86400)), rng.choice(NAMES),
               f"acct-{rng.randint(1, 6)}", f"u-{rng.randint(1, 9)}", tenant)
@@ -175,7 +175,7 @@ def test_activations_and_cohorts_on_a_known_data_set(clickhouse: ClickHouse) -> 
     rng = random.Random(3)
     config = {"activation": {"lateness": "1h", "rules": [RULE]}}
     plans: dict[str, tuple[datetime, timedelta | None]] = {}
-    events: list[EnrichedEvent] = []
+    events: list[Event] = []
     for i in range(60):
         user, signup = f"u{i}", START + timedelta(days=rng.uniform(0, 21))
         ttv = timedelta(hours=rng.uniform(1, 160)) if rng.random() < 0.6 else None

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from processors.model import Delivery
+from processors.model import Delivery, Event
 from processors.storage.clickhouse import ClickHouse
 from processors.storage.events import ClickHouseEventStore
 from processors.storage.id_filter import ID_HASH_SQL, id_hashes
@@ -40,9 +40,9 @@ class Counting(ClickHouse):
 def deliveries(n: int, partition: int = 0, first: int = 0, when: datetime = NOW) -> list[Delivery]:
     return [
         Delivery(
-            EnrichedEvent(tenant="acme", type="track", message_id=str(uuid.uuid4()),
-                          event="api_call", account="acct-1", user_id="u-1", timestamp=when,
-                          received_at=when),
+            Event.of(EnrichedEvent(tenant="acme", type="track", message_id=str(uuid.uuid4()),
+                                   event="api_call", account="acct-1", user_id="u-1",
+                                   timestamp=when, received_at=when)),
             partition,
             first + i,
         )

@@ -11,11 +11,10 @@ import pytest
 from processors.metering.processor import MeteringProcessor
 from processors.metering.query import UsageWindow, query_usage
 from processors.metering.recompute import backfill, reconcile
-from processors.model import Delivery
+from processors.model import Delivery, Event
 from processors.storage.clickhouse import ClickHouse
 from processors.storage.events import ClickHouseEventStore
 from processors.windows import Window
-from schemas import EnrichedEvent
 from schemas.config import parse_config
 from tests.integration.test_metering_clickhouse import event
 
@@ -43,7 +42,7 @@ class Stream:
         self.clickhouse = clickhouse
         self.offset = 0
 
-    def write(self, *events: EnrichedEvent) -> None:
+    def write(self, *events: Event) -> None:
         batch = [Delivery(e, 0, self.offset + i) for i, e in enumerate(events)]
         self.offset += len(batch)
         kept = ClickHouseEventStore(self.clickhouse).store(batch)

@@ -10,12 +10,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from processors.metering.processor import MeteringProcessor
 from processors.metering.query import query_usage
 from processors.metering.recompute import backfill, reconcile
-from processors.model import Delivery
+from processors.model import Delivery, Event
 from processors.storage.clickhouse import ClickHouse
 from processors.storage.events import ClickHouseEventStore
 from processors.windows import Window
@@ -56,8 +57,8 @@ def moment(text: str) -> datetime:
 def event(
     when: datetime, name: str = "api_call", tenant: str = "acme", received: datetime | None = None,
     **properties: Any,
-) -> EnrichedEvent:  # fmt: skip
-    return EnrichedEvent(
+) -> Event:  # fmt: skip
+    return Event.of(EnrichedEvent(
         tenant=tenant,
         type="track",
         message_id=str(uuid.uuid4()),
@@ -67,14 +68,14 @@ def event(
         properties=properties,
         timestamp=when,
         received_at=received or when + timedelta(seconds=1),
-    )
+    ))  # fmt: skip
 
 
-def stream(events: list[EnrichedEvent], partition: int = 0, first: int = 0) -> list[Delivery]:
+def stream(events: list[Event], partition: int = 0, first: int = 0) -> list[Delivery]:
     return [Delivery(e, partition, first + i) for i, e in enumerate(events)]
 
 
-def random_calls(rng: random.Random, start: datetime, n: int) -> list[EnrichedEvent]:
+def random_calls(rng: random.Random, start: datetime, n: int) -> list[Event]:
     return [
         event(
             start + timedelta(seconds=rng.uniform(0, 3 * 86400)),
@@ -234,7 +235,7 @@ def test_reconciliation_finds_nothing_after_clean_writes_and_every_tampering(
     assert all("01:" in d.describe() for d in differences)
 
 
-def _unchanged(lost: EnrichedEvent, events: list[EnrichedEvent]) -> set[str]:
+def _unchanged(lost: Event, events: list[Event]) -> set[str]:
     """Meters whose minute totals the lost event would not change (e.g. a user already seen)."""
     minute = lost.timestamp.replace(second=0, microsecond=0)
     same_minute = [
@@ -281,7 +282,7 @@ def test_a_crash_between_the_raw_write_and_the_meter_write_is_repaired_by_redeli
     from processors.worker.batch import run_batch
 
     events = random_calls(random.Random(7), START, 120)
-    messages = [RawMessage(3, i, None, e.to_kafka()) for i, e in enumerate(events)]
+    messages = [RawMessage(3, i, None, msgspec.json.encode(e)) for i, e in enumerate(events)]
     store = ClickHouseEventStore(clickhouse)
     store.store(stream(events, partition=3))  # the raw events landed, then the worker died
     to = START + timedelta(days=3)
@@ -291,7 +292,9 @@ def test_a_crash_between_the_raw_write_and_the_meter_write_is_repaired_by_redeli
     result = run_batch(messages, store, [processor])  # Kafka redelivers the uncommitted batch
     assert (result.stored, result.duplicates) == (120, 0)
     assert reconcile(clickhouse, CONFIG, START, to) == []
-    resent = [RawMessage(3, 500 + i, None, e.to_kafka()) for i, e in enumerate(events[:10])]
+    resent = [
+        RawMessage(3, 500 + i, None, msgspec.json.encode(e)) for i, e in enumerate(events[:10])
+    ]
     result = run_batch(resent, store, [processor])  # the SDK sent ten of them again
     assert (result.stored, result.duplicates) == (0, 10)
     assert reconcile(clickhouse, CONFIG, START, to) == []

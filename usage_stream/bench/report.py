@@ -51,14 +51,10 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _micros(phase: dict[str, Any]) -> float | None:
-    rate = phase["extra"].get("events_per_cpu_second", 0.0)
-    return round(1e6 / rate, 1) if rate else None
-
-
 def _cost_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    collector, worker = report["collector"], report["worker"]
-    collector_us, worker_us = _micros(collector), _micros(worker)
+    collector = report["collector"]
+    costs = report["where_time_goes"]  # CPU µs per event, None where not measured
+    collector_us, worker_us = costs["collector_us"], costs["worker_us"]
     return [
         {
             "what": "collector alone, one process (events/s)",
