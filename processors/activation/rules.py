@@ -8,6 +8,7 @@ out-of-order events inside the window count and move activated_at to where it re
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -77,6 +78,9 @@ class SubjectState:
     # (earliest, latest) hit time, kept beside `hits` so a new hit needs no walk over them all;
     # None: not known (hits just read or replaced), worked out when asked
     _span: tuple[int, int] | None = field(default=None, compare=False, repr=False)
+    # (n, JSON of the first n hits): hits are only ever added at the end until `keep_hits`
+    # replaces them, so encoding a state again writes only the hits added since
+    _written: tuple[int, bytes] | None = field(default=None, compare=False, repr=False)
 
     def span(self) -> tuple[int, int] | None:
         """(earliest, latest) event time of the hits; None without hits."""
@@ -93,20 +97,36 @@ class SubjectState:
         self.hits[hit.message_id] = hit
 
     def keep_hits(self, kept: list[Hit]) -> None:
-        self.hits, self._span = {h.message_id: h for h in kept}, None
+        self.hits, self._span, self._written = {h.message_id: h for h in kept}, None, None
+
+    def copy(self) -> SubjectState:
+        """An equal state to change without changing this one (hits are immutable)."""
+        twin = SubjectState(self.partition, self.tenant, self.rule, self.account, self.user,
+                            self.started_at, dict(self.hits))  # fmt: skip
+        twin._span, twin._written = self._span, self._written
+        return twin
 
     @property
     def key(self) -> bytes:
         return outcome_id(self.tenant, self.rule, self.account, self.user).encode()
 
     def encode(self) -> bytes:
-        hits = [[h.at, h.message_id, h.user, h.mask] for h in self.hits.values()]
-        fields = [self.partition, self.tenant, self.rule, self.account, self.user,
-                  self.started_at, hits]  # fmt: skip
+        """[partition, tenant, rule, account, user, started_at, [[at, id, user, mask], …]],
+        as orjson writes it (~5x json's speed): the hits written before are reused."""
+        head = [self.partition, self.tenant, self.rule, self.account, self.user, self.started_at]
+        done, written = self._written or (0, b"")
         try:
-            return orjson.dumps(fields)  # ~5x json's speed, the same JSON value
+            added = [
+                orjson.dumps([h.at, h.message_id, h.user, h.mask])
+                for h in itertools.islice(self.hits.values(), done, None)
+            ]
+            front = orjson.dumps(head)
         except (orjson.JSONEncodeError, TypeError):  # a lone surrogate: json escapes it
-            return json.dumps(fields, separators=(",", ":")).encode()
+            hits = [[h.at, h.message_id, h.user, h.mask] for h in self.hits.values()]
+            return json.dumps([*head, hits], separators=(",", ":")).encode()
+        written = b",".join([written, *added]) if done else b",".join(added)
+        self._written = (len(self.hits), written)
+        return front[:-1] + b",[" + written + b"]]"
 
     @classmethod
     def decode(cls, raw: bytes) -> SubjectState:

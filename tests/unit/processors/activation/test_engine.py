@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.activation import rules
-from processors.activation.engine import ActivationEngine, Decisions
+from processors.activation.engine import ActivationEngine, Decisions, Decoded
 from processors.activation.records import ACTIVATION, MISSED, Outcome
 from processors.activation.rules import (
     Hit,
@@ -337,9 +337,11 @@ def batches(rng: random.Random, deliveries: list[Delivery]) -> list[list[Deliver
     return out
 
 
-def crash_run(rng: random.Random, deliveries: list[Delivery]) -> list[Outcome]:
+def crash_run(rng: random.Random, deliveries: list[Delivery], forget: bool = True) -> list[Outcome]:
     """Batches made durable in the agent's order; crashes at random points lose the memory,
-    keep a random part of the writes in flight, and replay from the last committed offset."""
+    keep a random part of the writes in flight, and replay from the last committed offset.
+    `forget=False`: the same engine goes on, as after a batch abandoned part-way through its
+    writes on a revocation: the worker's engine is told its partitions changed, no more."""
     durable = Tables()  # what Kafka holds: the changelogs and the topic
     engine = ActivationEngine(RULES)
     committed = 0  # index into `deliveries` of the first event faust has not committed
@@ -354,7 +356,10 @@ def crash_run(rng: random.Random, deliveries: list[Delivery]) -> list[Outcome]:
                 kept.states = _part(rng, decisions.states, stage == 1) if stage >= 1 else []
                 kept.clocks = _part(rng, decisions.clocks, stage == 2) if stage >= 2 else []
                 durable.apply(kept)
-                engine = ActivationEngine(RULES)  # memory is gone
+                if forget:
+                    engine = ActivationEngine(RULES)  # memory is gone
+                else:
+                    engine.forget_index()
                 position = committed
                 break
             durable.apply(decisions)
@@ -371,8 +376,11 @@ def _part(rng: random.Random, writes: list[Any], in_flight: bool) -> list[Any]:
     return rng.sample(writes, rng.randint(0, len(writes))) if in_flight else writes
 
 
+@pytest.mark.parametrize("forget", [True, False], ids=["restarted", "abandoned"])
 @pytest.mark.parametrize("seed", range(12))
-def test_crashes_anywhere_give_the_outcomes_of_an_uninterrupted_run(seed: int) -> None:
+def test_crashes_anywhere_give_the_outcomes_of_an_uninterrupted_run(
+    seed: int, forget: bool
+) -> None:
     rng = random.Random(seed)
     deliveries = random_stream(rng, 300)
     straight = Tables()
@@ -380,8 +388,42 @@ def test_crashes_anywhere_give_the_outcomes_of_an_uninterrupted_run(seed: int) -
     for batch in batches(rng, deliveries):
         straight.apply(engine.process(batch, StatesView(straight.states), straight.outcomes))
     assert len(straight.topic) > 10  # the stream decides something: the test can fail
-    crashed = crash_run(rng, deliveries)
+    crashed = crash_run(rng, deliveries, forget)
     assert sorted(crashed, key=lambda o: o.id) == sorted(straight.topic, key=lambda o: o.id)
+
+
+def test_a_state_is_decoded_again_unless_the_store_holds_the_value_it_was_written_as() -> None:
+    remembered = Decoded()
+    state = SubjectState(0, "t", "aha", "a", "u", 5, {"m1": Hit(7, "m1", "u", 1)})
+    written = state.encode()
+    remembered.wrote(state.key, written, state)
+    copy = remembered.read(state.key, written)
+    assert copy == state and copy is not state
+    copy.add_hit(Hit(9, "m2", "u", 1))  # a batch changing what it was handed
+    assert remembered.read(state.key, written) == state
+    older = SubjectState(0, "t", "aha", "a", "u", 5).encode()  # the write was lost, say
+    assert remembered.read(state.key, older) == SubjectState.decode(older) != state
+
+
+def test_the_states_remembered_hold_at_most_their_limit_of_hits_the_oldest_going_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    remembered = Decoded(limit=3)
+    a, b = (
+        SubjectState(0, "t", "aha", "a", user, 5, {f"m{i}": Hit(i, f"m{i}", user, 1) for i in "12"})
+        for user in "ab"
+    )
+    remembered.wrote(a.key, a.encode(), a)
+    remembered.wrote(b.key, b.encode(), b)  # 4 hits: a goes
+    decodes: list[bytes] = []
+    decode = SubjectState.decode.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        SubjectState,
+        "decode",
+        classmethod(lambda cls, raw: decodes.append(raw) or decode(cls, raw)),
+    )
+    assert remembered.read(b.key, b.encode()) == b and decodes == []
+    assert remembered.read(a.key, a.encode()) == a and decodes == [a.encode()]
 
 
 def test_an_event_that_changes_nothing_costs_no_walk_over_the_hits(
@@ -437,6 +479,8 @@ def test_a_batch_decodes_a_stored_state_once_however_many_of_its_events_it_holds
     run = Run(config())
     report = event("report_created", later(0, 2))
     run.send(event("signed_up", T0), report)  # the state is stored between batches
+    restarted = ActivationEngine(config())
+    restarted.index(StatesView(run.tables.states))  # as after an assignment, before a batch
     decodes: list[bytes] = []
     decode = SubjectState.decode.__func__  # type: ignore[attr-defined]
 
@@ -446,6 +490,9 @@ def test_a_batch_decodes_a_stored_state_once_however_many_of_its_events_it_holds
 
     monkeypatch.setattr(SubjectState, "decode", classmethod(counted))
     run.send(*[report] * 5)  # copies: each reads the state, none changes it
+    assert decodes == []  # the engine remembers the state it wrote
+    run.engine = restarted
+    run.send(*[report] * 5)
     assert len(decodes) == 1
     assert run.outcomes == []
 
