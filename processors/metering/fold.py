@@ -126,41 +126,52 @@ class Partial:
         self.points.append((event.timestamp, event.message_id, change))
 
 
+Groups = tuple[tuple[str, str], ...]  # (property, value) of each of the meter's group_by
 # (tenant, meter, customer, groups, minute, adjustment, partition)
-Key = tuple[str, str, str, tuple[tuple[str, str], ...], datetime, int, int]
+Key = tuple[str, str, str, Groups, datetime, int, int]
 
 
 def fold(config: ProductConfig, events: Iterable[Event], partition: int = 0) -> dict[Key, Partial]:
     """Every matching (event, meter) into its per-minute partial row. `partition` goes into
     every key: the live processor folds each Kafka partition apart, since its rows carry that
     partition's mark; a recomputation from stored events has no partition (0)."""
-    partials: dict[Key, Partial] = {}
+    # Rows by (tenant, customer, minute, adjustment), then by (meter, groups): an event's place
+    # is worked out once, not once per meter it matches.
+    cells: dict[tuple[str, str, datetime, int], dict[tuple[str, Groups], Partial]] = {}
     final = FinalAt(config.billing)
     meters_of = _meters_by_event(config.meters)
+    anything = meters_of[ANY_EVENT]
+    stamp: datetime | None = None
     for event in events:
         if event.type != "track" or not event.event:
             continue
-        candidates = meters_of.get(event.event) or meters_of.get(ANY_EVENT)
-        if not candidates:
-            continue
-        late = -1  # worked out at the first meter that matches, once per event
+        candidates = meters_of.get(event.event) or anything
+        cell = None
         for meter in candidates:
             if meter.filters and not filters_match(meter.filters, event.properties):
                 continue
-            if late < 0:
-                minute = event.timestamp.replace(second=0, microsecond=0)
-                late = int(event.received_at >= final(event.timestamp))
+            if cell is None:
+                if event.timestamp != stamp:  # a batch's events often share their time
+                    stamp = event.timestamp
+                    minute, ends = stamp.replace(second=0, microsecond=0), final(stamp)
+                place = (event.tenant, event.account, minute, int(event.received_at >= ends))
+                cell = cells.get(place)
+                if cell is None:
+                    cell = cells[place] = {}
             groups = (
                 tuple((g, _group_value(event.properties.get(g))) for g in meter.group_by)
                 if meter.group_by
                 else ()
             )
-            key = (event.tenant, meter.name, event.account, groups, minute, late, partition)
-            partial = partials.get(key)
+            partial = cell.get((meter.name, groups))
             if partial is None:
-                partial = partials[key] = Partial()
+                partial = cell[meter.name, groups] = Partial()
             partial.add(meter, event)
-    return partials
+    return {
+        (tenant, meter, customer, groups, minute, late, partition): partial
+        for (tenant, customer, minute, late), cell in cells.items()
+        for (meter, groups), partial in cell.items()
+    }
 
 
 def _meters_by_event(meters: Sequence[Meter]) -> dict[str, list[Meter]]:

@@ -186,20 +186,24 @@ def _complete(i: int, meter: dict[str, Any]) -> dict[str, Any]:
     meters=st.lists(_METER, min_size=1, max_size=5),
     events=st.lists(
         st.tuples(st.sampled_from(["track", "identify"]), _NAMES,
-                  st.dictionaries(st.sampled_from(["p", "q"]), _VALUES, max_size=2)),
+                  st.dictionaries(st.sampled_from(["p", "q"]), _VALUES, max_size=2),
+                  st.integers(0, 2), st.booleans()),
         max_size=30,
     ),
 )  # fmt: skip
 def test_fold_matches_asking_every_meter_about_every_event(
-    meters: list[dict[str, Any]], events: list[tuple[str, str, dict[str, Any]]]
+    meters: list[dict[str, Any]], events: list[tuple[str, str, dict[str, Any], int, bool]]
 ) -> None:
+    """Events share their times (as a batch's often do), some received after their period
+    became final."""
     config = parse_config({"meters": [_complete(i, m) for i, m in enumerate(meters)]})
-    when = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    when = datetime(2026, 3, 31, 23, 59, 30, tzinfo=UTC)
     stream = [
         EnrichedEvent(tenant="t", type=kind, message_id=f"m{i}", event=name, account="a",
                       user_id=f"u{i % 3}", properties=properties,
-                      timestamp=when + timedelta(seconds=17 * i), received_at=when)
-        for i, (kind, name, properties) in enumerate(events)
+                      timestamp=when + timedelta(seconds=17 * at),
+                      received_at=when + timedelta(days=5 if late else 0))
+        for i, (kind, name, properties, at, late) in enumerate(events)
     ]  # fmt: skip
     assert fold(config, stream) == _reference_fold(config, stream)
 
