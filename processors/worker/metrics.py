@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import collections
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -149,10 +151,12 @@ class WorkerMetrics:
         self.observe_freshness(result.received_at)
 
     def observe_freshness(self, received_at: Iterable[datetime]) -> None:
+        """Each event's age, observed once per distinct receipt time: a request's events share
+        theirs, and one `observe` per event cost ~1 µs of the worker's event loop."""
         now = datetime.now(UTC)
-        for moment in received_at:
+        for moment, events in collections.Counter(received_at).items():
             # Another host's clock may run ahead of ours; a negative age is zero, not an error.
-            self.freshness.observe(max(0.0, (now - moment).total_seconds()))
+            observe_many(self.freshness, max(0.0, (now - moment).total_seconds()), events)
 
     def batch_failed(self, exc: Exception) -> None:
         self.batch_failures.inc()
@@ -185,3 +189,11 @@ class WorkerMetrics:
         @app.get("/metrics", include_in_schema=False)
         async def metrics() -> Response:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def observe_many(histogram: Histogram, amount: float, count: int) -> None:
+    """`histogram.observe(amount)` done `count` times, in one step. prometheus_client's
+    Histogram has no weighted observe; this adds to what `observe` adds to (the sum, and the
+    first bucket whose bound holds `amount`). tests/unit/test_metrics.py fails if those change."""
+    histogram._sum.inc(amount * count)
+    histogram._buckets[bisect.bisect_left(histogram._upper_bounds, amount)].inc(count)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.collector import create_collector
@@ -21,7 +21,7 @@ from processors.storage.events import InMemoryEventStore
 from processors.worker.app import WorkerState
 from processors.worker.batch import BatchResult, run_batch
 from processors.worker.lag import lag_of
-from processors.worker.metrics import WorkerMetrics
+from processors.worker.metrics import WorkerMetrics, observe_many
 from schemas import EnrichedEvent
 from tests.harness import basic
 
@@ -199,6 +199,17 @@ def test_a_clock_ahead_of_ours_is_fresh_not_negative(registry: CollectorRegistry
     metrics.observe_freshness([datetime.now(UTC) + timedelta(seconds=5)])
     assert value(registry, f"{W}_freshness_seconds_sum") == 0
     assert value(registry, f"{W}_freshness_seconds_bucket", le="0.25") == 1
+
+
+@pytest.mark.parametrize("amount", [0.0, 0.25, 0.3, 30.0, 59.9, 1e9])
+def test_observing_an_amount_n_times_at_once_is_observing_it_n_times(amount: float) -> None:
+    once, many = CollectorRegistry(), CollectorRegistry()
+    buckets = (0.25, 30.0, 60.0)
+    one_by_one = Histogram("age_seconds", "", buckets=buckets, registry=once)
+    for _ in range(3):
+        one_by_one.observe(amount)
+    observe_many(Histogram("age_seconds", "", buckets=buckets, registry=many), amount, 3)
+    assert generate_latest(many) == generate_latest(once)
 
 
 class Recorder:
