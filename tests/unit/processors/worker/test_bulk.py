@@ -17,6 +17,8 @@ from typing import Any
 
 import faust
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.app import base as app_base
 from faust.transport import consumer as consumer_base
 from faust.transport.drivers import aiokafka as driver
@@ -39,6 +41,11 @@ FINGERPRINTS = {
     "aiokafka Consumer._to_message": (driver.Consumer._to_message, "7c24f6511b2fcef7"),
     # processors.worker.process.WorkerProcess puts a deadline on stopping through this one
     "mode Worker._schedule_shutdown": (mode_worker.Worker._schedule_shutdown, "1a6a5dfc88c2298b"),
+    # processors.activation.tables.send_batches writes the changelogs through these
+    "aiokafka Producer._ensure_producer": (driver.Producer._ensure_producer, "5592a4bbdf251325"),
+    "AIOKafkaProducer.create_batch": (AIOKafkaProducer.create_batch, "c4efda4bb7a09741"),
+    "AIOKafkaProducer.send_batch": (AIOKafkaProducer.send_batch, "bf42b0f0c5c0646d"),
+    "BatchBuilder.append": (BatchBuilder.append, "657d76f55157d9ca"),
 }
 
 
@@ -51,7 +58,8 @@ def test_the_upstream_methods_are_the_ones_read(name: str) -> None:
     method, fingerprint = FINGERPRINTS[name]
     source = inspect.getsource(method)
     assert hashlib.sha256(source.encode()).hexdigest()[:16] == fingerprint, (
-        f"faust's {name} changed: read it again against processors/worker/bulk.py"
+        f"{name} changed: read it again against processors/worker/bulk.py and"
+        " processors/activation/tables.py"
     )
 
 
