@@ -48,8 +48,9 @@ def first_of_each_id(deliveries: Sequence[Delivery]) -> list[Delivery]:
     seen: set[tuple[str, str]] = set()
     unique = []
     for delivery in deliveries:
-        if delivery.key not in seen:
-            seen.add(delivery.key)
+        key = delivery.key
+        if key not in seen:
+            seen.add(key)
             unique.append(delivery)
     return unique
 
@@ -135,7 +136,8 @@ class ClickHouseEventStore:
         if self._stale:
             self._filters, self._stale = {}, False
         unique = first_of_each_id(deliveries)
-        hashes = id_hashes(d.key for d in unique)
+        keys = [d.key for d in unique]
+        hashes = id_hashes(keys)
         since: datetime = min(d.event.timestamp for d in unique) - self._horizon
         rows_of: dict[int, list[int]] = {}
         for i, d in enumerate(unique):
@@ -146,13 +148,19 @@ class ClickHouseEventStore:
             floor, known = self._filters[partition]
             if since >= floor:  # else the filter does not reach back that far: ask the table
                 maybe[rows] = known.may_hold(hashes[rows])
-        asked = [d for d, ask in zip(unique, maybe, strict=True) if ask]
+        asked = [d for d, ask in zip(unique, maybe.tolist(), strict=True) if ask]
         stored = self._stored_places(asked, since) if asked else {}
-        kept, new = originals(unique, stored)
-        self._staging.load(kept, [d.key not in stored for d in kept])
+        if stored:
+            kept, new = originals(unique, stored)
+            self._staging.load(kept, [d.key not in stored for d in kept])
+            fresh = [key not in stored for key in keys]
+        else:  # the usual batch: none of its ids stored before
+            kept = new = unique
+            fresh = [True] * len(unique)
+            self._staging.load(kept, fresh)
         if new:
             self._ch.insert_select("events", FROM_STAGED, {}, rows=len(new))
-        is_new = np.array([d.key not in stored for d in unique], dtype=np.bool_)
+        is_new = np.array(fresh, dtype=np.bool_)
         for partition, rows in rows_of.items():
             _, known = self._filters[partition]
             known.add(hashes[rows][is_new[rows]])
