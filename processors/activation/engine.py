@@ -154,6 +154,8 @@ class ActivationEngine:
             r.name: RuleEvaluator(r, activation.lateness, zone) for r in activation.rules
         }
         self._evaluators = tuple(self._rules.values())
+        # per (type, event name): the rules that read such an event (most read few names)
+        self._readers: dict[tuple[str, str], tuple[RuleEvaluator, ...]] = {}
         # rebuilt from the state after every rebalance: partitions (and their state) come and go
         self._index: ExpiryIndex | None = None
         self.decoded = Decoded()
@@ -161,6 +163,14 @@ class ActivationEngine:
     @property
     def rules(self) -> tuple[RuleEvaluator, ...]:
         return self._evaluators
+
+    def readers(self, kind: str, name: str) -> tuple[RuleEvaluator, ...]:
+        found = self._readers.get((kind, name))
+        if found is None:
+            found = tuple(e for e in self._evaluators if e.reads(kind, name))
+            if len(self._readers) < 10_000:  # names are the product's, not unbounded
+                self._readers[kind, name] = found
+        return found
 
     def forget_index(self) -> None:
         self._index = None
@@ -281,7 +291,7 @@ class _Batch:
     def apply(self, delivery: Delivery, clock: PartitionClock, at: int) -> None:
         """`at`: the event's time in ms."""
         event = delivery.event
-        for evaluator in self.engine.rules:
+        for evaluator in self.engine.readers(event.type, event.event):
             rule = evaluator.rule
             subject = subject_of(rule, event)
             if subject is None:

@@ -200,6 +200,13 @@ class RuleEvaluator:
             self._bits.setdefault(condition.event, []).append((1 << i, condition))
         self._first_event = rule.starts_at_first_event
 
+    def reads(self, kind: str, name: str) -> bool:
+        """Whether an event of this type and name can be a hit or open a window: if not,
+        `mask` is 0 and `opens` False for it, whatever its properties."""
+        if self._first_event:
+            return True
+        return kind == "track" and (name in self._bits or name == self.rule.start)
+
     def mask(self, event: Event) -> int:
         if event.type != "track":
             return 0

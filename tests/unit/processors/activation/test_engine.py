@@ -23,7 +23,7 @@ from processors.activation.rules import (
     millis,
     outcome_id,
 )
-from processors.model import Delivery
+from processors.model import Delivery, Event
 from schemas import EnrichedEvent
 from schemas.activation import Activation
 
@@ -544,3 +544,17 @@ def test_hits_are_kept_as_a_walk_over_all_of_them_keeps_them(
             latest if opened is None else opened
         )
         assert SubjectState.decode(fast.encode()) == fast
+
+
+@given(
+    kind=st.sampled_from(["track", "identify", "group"]),
+    name=st.sampled_from(["signed_up", "report_created", "dashboard_viewed", "export_csv", "x"]),
+    rule=st.sampled_from(RULES.rules),
+)
+def test_a_rule_skipped_for_an_event_name_would_have_found_nothing_in_it(
+    kind: str, name: str, rule: Any
+) -> None:
+    evaluator = RuleEvaluator(rule, timedelta(0), UTC)
+    e = Event.of(event(name, T0, type=kind, properties={"n": 1}))
+    if not evaluator.reads(kind, name):
+        assert evaluator.mask(e) == 0 and not evaluator.opens(e)
