@@ -58,8 +58,9 @@ class Event(msgspec.Struct, frozen=True, rename="camel"):
 _TRUSTED = msgspec.json.Decoder(Event)
 
 
-@dataclass(frozen=True)
-class RawMessage:
+# The two values made for every event the worker reads: msgspec Structs are built in C, ~0.15 µs
+# against ~1 µs for a frozen dataclass. Neither can be part of a reference cycle (gc=False).
+class RawMessage(msgspec.Struct, frozen=True, gc=False):
     """What the worker needs of a Kafka record."""
 
     partition: int
@@ -68,8 +69,7 @@ class RawMessage:
     value: bytes
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(msgspec.Struct, frozen=True, gc=False):
     """An event as read from Kafka, with the place it was read from."""
 
     event: Event

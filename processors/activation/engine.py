@@ -168,7 +168,7 @@ class ActivationEngine:
         found = self._readers.get((kind, name))
         if found is None:
             found = tuple(e for e in self._evaluators if e.reads(kind, name))
-            if len(self._readers) < 10_000:  # names are the product's, not unbounded
+            if len(self._readers) < 10_000:  # names come from senders: remember so many
                 self._readers[kind, name] = found
         return found
 

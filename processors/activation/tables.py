@@ -113,8 +113,8 @@ async def send_batches(table: Any, writes: Sequence[Write]) -> list[tuple[list[W
     """The writes onto the table's changelog, as few Kafka record batches per partition as the
     producer's batch size allows, each with the future of its ack. Built by aiokafka's record
     batch builder (C) and handed to its producer whole: faust's own path (`send_changelog`)
-    makes a message, a future and a callback of every write, which cost the worker's event
-    loop more than the rest of activation did (README "Performance")."""
+    makes a message, a future and a callback of every write, which took as much of the
+    worker's event loop as the activation engine itself (README "Performance")."""
     producer = table.app.producer._ensure_producer()  # faust's aiokafka producer, started
     topic = table.changelog_topic.get_topic_name()
     by_partition: dict[int, list[Write]] = {}
