@@ -405,16 +405,16 @@ def test_a_state_is_decoded_again_unless_the_store_holds_the_value_it_was_writte
     assert remembered.read(state.key, older) == SubjectState.decode(older) != state
 
 
-def test_the_states_remembered_hold_at_most_their_limit_of_hits_the_oldest_going_first(
+def test_the_states_remembered_weigh_at_most_their_limit_the_oldest_going_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    remembered = Decoded(limit=3)
     a, b = (
         SubjectState(0, "t", "aha", "a", user, 5, {f"m{i}": Hit(i, f"m{i}", user, 1) for i in "12"})
         for user in "ab"
     )
+    remembered = Decoded(limit=Decoded.weight(a) + Decoded.weight(b) - 1)
     remembered.wrote(a.key, a.encode(), a)
-    remembered.wrote(b.key, b.encode(), b)  # 4 hits: a goes
+    remembered.wrote(b.key, b.encode(), b)  # one more than the limit: a goes
     decodes: list[bytes] = []
     decode = SubjectState.decode.__func__  # type: ignore[attr-defined]
     monkeypatch.setattr(
