@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -121,7 +122,8 @@ class Decoded:
     def __init__(self, limit: int = 64 << 20) -> None:
         self._limit = limit
         self._held = 0
-        self._states: dict[bytes, tuple[bytes, SubjectState]] = {}
+        # oldest first; an OrderedDict drops its oldest in O(1), a dict would scan its holes
+        self._states: OrderedDict[bytes, tuple[bytes, SubjectState]] = OrderedDict()
 
     @staticmethod
     def weight(state: SubjectState) -> int:
@@ -135,12 +137,13 @@ class Decoded:
         return SubjectState.decode(raw)
 
     def wrote(self, key: bytes, raw: bytes | None, state: SubjectState | None) -> None:
-        self._drop(key)  # re-inserted last: the dict's order is the age
+        self._drop(key)  # re-inserted last: the order is the age
         if raw is not None and state is not None:
             self._states[key] = (raw, state)
             self._held += self.weight(state)
             while self._held > self._limit and self._states:
-                self._drop(next(iter(self._states)))
+                _, (_, oldest) = self._states.popitem(last=False)
+                self._held -= self.weight(oldest)
 
     def _drop(self, key: bytes) -> None:
         found = self._states.pop(key, None)
