@@ -94,6 +94,8 @@ class SubjectState:
     def add_hit(self, hit: Hit) -> None:
         if self._span is not None:
             self._span = (min(self._span[0], hit.at), max(self._span[1], hit.at))
+        if hit.message_id in self.hits:  # replaced in place: what was written no longer holds
+            self._span = self._written = None
         self.hits[hit.message_id] = hit
 
     def keep_hits(self, kept: list[Hit]) -> None:

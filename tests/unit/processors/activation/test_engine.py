@@ -558,3 +558,15 @@ def test_a_rule_skipped_for_an_event_name_would_have_found_nothing_in_it(
     e = Event.of(event(name, T0, type=kind, properties={"n": 1}))
     if not evaluator.reads(kind, name):
         assert evaluator.mask(e) == 0 and not evaluator.opens(e)
+
+
+def test_a_state_encoded_again_reads_back_as_it_is_whatever_changed_since() -> None:
+    state = SubjectState(0, "t", "aha", "a", "u", None)
+    state.add_hit(Hit(5, "m1", "u", 1))
+    state.encode()
+    state.add_hit(Hit(9, "m2", "u", 2))
+    assert SubjectState.decode(state.encode()) == state  # the hits written before, and one more
+    state.add_hit(Hit(7, "m1", "u", 3))  # a hit replaced
+    assert SubjectState.decode(state.encode()) == state
+    state.keep_hits([Hit(9, "m2", "u", 2)])
+    assert SubjectState.decode(state.encode()) == state
