@@ -1,1 +1,2 @@
-"""Activation detection: rule state, the pure engine, records, faust tables, store, queries."""
+"""Activation detection: rule state, the pure engine and what it remembers, records, faust tables,
+store, queries."""

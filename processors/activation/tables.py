@@ -124,12 +124,10 @@ async def send_batches(table: Any, writes: Sequence[Write]) -> list[tuple[list[W
     for partition, found in sorted(by_partition.items()):
         batch, held = producer.create_batch(), list[Write]()
         for write in found:
-            if batch.append(key=write[1], value=write[2], timestamp=None) is None:
+            if batch.append(key=write[1], value=write[2], timestamp=None) is None:  # full
                 sent.append((held, await producer.send_batch(batch, topic, partition=partition)))
                 batch, held = producer.create_batch(), []
-                if batch.append(key=write[1], value=write[2], timestamp=None) is None:
-                    raise ValueError(f"a changelog record of {len(write[2] or b'')} bytes is"
-                                     " larger than the producer's batch size")  # fmt: skip
+                batch.append(key=write[1], value=write[2], timestamp=None)  # a first always fits
             held.append(write)
         sent.append((held, await producer.send_batch(batch, topic, partition=partition)))
     return sent

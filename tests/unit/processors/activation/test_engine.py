@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.activation import rules
-from processors.activation.engine import ActivationEngine, Decisions, Decoded
+from processors.activation.decoded import Decoded
+from processors.activation.engine import ActivationEngine, Decisions
 from processors.activation.records import ACTIVATION, MISSED, Outcome
 from processors.activation.rules import (
     Hit,
