@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from ingest.limits import Limits
 from ingest.strict_json import NotJson, first_problem
 from schemas import EnrichedEvent
+from schemas.enriched import CLAMPED, FLAG_KEY
 from schemas.events import EARLIEST, LATEST, Message
 
 _MESSAGE: TypeAdapter[Any] = TypeAdapter(Message)
@@ -23,7 +24,6 @@ UNSUPPORTED_CALLS = ("page", "screen", "alias")
 # (ours, pydantic's, ClickHouse's) hits its recursion limit.
 MAX_DEPTH = 32
 # Where a clamped event keeps its flag: in its context, stored with it, queryable downstream.
-FLAG_KEY = "usageStream"
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def _clamp(
     if event.timestamp <= received_at + limits.max_future:
         return event, None
     claimed = event.timestamp.isoformat()
-    flag = {**_as_dict(event.context.get(FLAG_KEY)), "clampedTimestamp": claimed}
+    flag = {**_as_dict(event.context.get(FLAG_KEY)), CLAMPED: claimed}
     clamped = event.model_copy(
         update={"timestamp": received_at, "context": {**event.context, FLAG_KEY: flag}}
     )

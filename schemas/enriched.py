@@ -13,6 +13,10 @@ from schemas.events import Group, Identify, Track, UtcDatetime
 # of the version it knows with a fast decoder of its own and sends anything else through this
 # model's full validation (processors.model.decode).
 CONTRACT_VERSION: Final = 1
+# The context key under which the collector notes what it changed: `clampedTimestamp`, the time
+# an event claimed when that was too far in the future and it was stored at receipt instead.
+FLAG_KEY: Final = "usageStream"
+CLAMPED: Final = "clampedTimestamp"
 
 
 def corrected_timestamp(

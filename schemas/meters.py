@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -35,16 +36,19 @@ HELD = (Aggregation.TIME_WEIGHTED, Aggregation.SEATS)
 
 
 class Per(StrEnum):
-    """The unit of time a held quantity is counted in: GB-hours, seat-days."""
+    """The unit of time a held quantity is counted in: GB-hours, seat-days, or fractions of the
+    billing period (a seat held the whole month is 1, however many days or hours it has)."""
 
     SECOND = "second"
     MINUTE = "minute"
     HOUR = "hour"
     DAY = "day"
+    PERIOD = "period"
 
     @property
-    def seconds(self) -> int:
-        return {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[self.value]
+    def seconds(self) -> int | None:
+        """The unit's length; None for `period`, whose length is each billing period's own."""
+        return {"second": 1, "minute": 60, "hour": 3600, "day": 86400}.get(self.value)
 
 
 class Meter(BaseModel):
@@ -64,6 +68,9 @@ class Meter(BaseModel):
     group_by: list[PropertyName] = Field(default_factory=list, max_length=MAX_GROUP_BY)
     # time_weighted and seats: the unit of time the quantity is counted in
     per: Per | None = None
+    # time_weighted: how long a reading holds at most (a gauge whose reporter died stops
+    # billing); ISO 8601 ("PT6H") or seconds. None: until the next reading, however late
+    expires_after: timedelta | None = None
     # seats: the event that removes seats (`event` adds them)
     removed_event: EventName | None = None
 
@@ -72,9 +79,15 @@ class Meter(BaseModel):
         if self.aggregation is Aggregation.COUNT and self.value is not None:
             raise ValueError("a count meter takes no `value`")
         if self.aggregation in HELD and self.per is None:
-            raise ValueError(f"a {self.aggregation} meter needs `per`: second, minute, hour or day")
+            raise ValueError(
+                f"a {self.aggregation} meter needs `per`: second, minute, hour, day or period"
+            )
         if self.aggregation not in HELD and self.per is not None:
             raise ValueError("`per` is only for time_weighted and seats meters")
+        if self.expires_after is not None and self.aggregation is not Aggregation.TIME_WEIGHTED:
+            raise ValueError("`expires_after` is only for time_weighted meters")
+        if self.expires_after is not None and self.expires_after <= timedelta(0):
+            raise ValueError("`expires_after` must be positive")
         if (self.aggregation is Aggregation.SEATS) != (self.removed_event is not None):
             raise ValueError("`removed_event` is needed by seats meters, and only by them")
         if self.removed_event is not None and ANY_EVENT in (self.event, self.removed_event):

@@ -6,6 +6,7 @@ worker, which writes, also answers reads.
 
 import asyncio
 from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -32,12 +33,15 @@ def create_read_api(
     product: ProductConfig,
     tenants_by_read_key: Mapping[str, str],
     ready: Callable[[], bool],
+    complete_through: Callable[[], datetime | None] = lambda: None,
 ) -> FastAPI:
-    """Raw events, the usage API and the analytics API, each behind a tenant's read key."""
+    """Raw events, the usage API and the analytics API, each behind a tenant's read key.
+    `complete_through`: the receipt time through which every event is folded (the worker's
+    stored progress); usage answers carry it, and no period is final before it passes."""
     app = FastAPI(title="usage-stream read API", version="1")
     tenant_of = read_key_tenant(tenants_by_read_key)
     for router in (
-        usage_router(clickhouse, product, tenant_of),
+        usage_router(clickhouse, product, tenant_of, complete_through),
         analytics_router(clickhouse, product, tenant_of),
         events_router(clickhouse, tenant_of),
         health_router(clickhouse, product, tenant_of),

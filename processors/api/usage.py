@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from processors.api import params
 from processors.api.errors import answers
@@ -18,6 +18,19 @@ from schemas.config import ProductConfig
 from schemas.events import WireTime
 from schemas.meters import Meter
 
+COMPLETE_THROUGH = (
+    "The receipt time through which every event is folded by every processor, from the"
+    " worker's stored progress; null until it has recorded any. Events received later may"
+    " still change the figures."
+)
+AS_OF = "The moment of the answer: held quantities (time_weighted, seats) are held up to it"
+
+
+FROM = (
+    "inclusive. Per-minute meters (count, sum, ...) take whole minutes; held meters"
+    " (time_weighted, seats) any millisecond"
+)
+
 
 class UsageAnswer(BaseModel):
     meter: str
@@ -27,7 +40,9 @@ class UsageAnswer(BaseModel):
     to: str
     window: str
     tz: str
-    final: bool
+    final: bool = Field(description="Every window is final: its figures can no longer change")
+    complete_through: str | None = Field(description=COMPLETE_THROUGH)
+    as_of: str = Field(description=AS_OF)
     data: list[UsageWindow]
 
 
@@ -40,13 +55,18 @@ class ExportAnswer(BaseModel):
     period: str
     start: str
     to: str
-    final: bool
+    final: bool = Field(description="The period is final: its figures can no longer change")
+    complete_through: str | None = Field(description=COMPLETE_THROUGH)
+    as_of: str = Field(description=AS_OF)
     data: list[ExportRow]
     next_cursor: str | None
 
 
 def usage_router(
-    clickhouse: ClickHouse, config: ProductConfig, tenant_of: Callable[..., str]
+    clickhouse: ClickHouse,
+    config: ProductConfig,
+    tenant_of: Callable[..., str],
+    complete_through: Callable[[], datetime | None] = lambda: None,
 ) -> APIRouter:
     router = APIRouter(tags=["usage"])
     Tenant = Annotated[str, Depends(tenant_of)]
@@ -70,8 +90,8 @@ def usage_router(
     async def usage(
         tenant: Tenant,
         name: str,
-        start: Annotated[WireTime, Query(alias="from", description="inclusive, to the minute")],
-        to: Annotated[WireTime, Query(description="exclusive, to the minute")],
+        start: Annotated[WireTime, Query(alias="from", description=FROM)],
+        to: Annotated[WireTime, Query(description="exclusive; on the same grid as `from`")],
         window: Window = Window.TOTAL,
         tz: Annotated[str, Query(description="IANA zone for hour/day/month windows")] = "UTC",
         customer: Annotated[list[str] | None, Query(description="one or more accounts")] = None,
@@ -82,10 +102,12 @@ def usage_router(
         params.in_range(**{"from": start, "to": to})
         if start >= to:
             raise HTTPException(400, "`from` must be before `to`")
+        now, through = datetime.now(UTC), complete_through()
         try:
             rows = await asyncio.to_thread(
                 query_usage, clickhouse, tenant, meter, config.billing, start, to, window,
-                params.zone(tz), customer, group_by, by_customer,
+                params.zone(tz), customer, group_by, by_customer, now=now,
+                complete_through=through,
             )  # fmt: skip
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
@@ -97,12 +119,11 @@ def usage_router(
             "to": to.isoformat(),
             "window": window.value,
             "tz": tz,
-            "final": _final(to),
+            "final": is_final(to, config.billing, through),
+            "complete_through": _time(through),
+            "as_of": now.isoformat(),
             "data": rows,
         }
-
-    def _final(to: datetime) -> bool:
-        return is_final(to, config.billing, datetime.now(UTC))
 
     @router.get(
         "/v1/usage/export",
@@ -117,6 +138,7 @@ def usage_router(
     ) -> dict[str, Any]:
         start, to = params.billing_period(period, config.billing)
         meter_index, offset = params.uncursor(cursor)
+        now, through = datetime.now(UTC), complete_through()
         page: list[ExportRow] = []
         next_cursor = None
         while meter_index < len(config.meters) and len(page) < limit:
@@ -124,7 +146,8 @@ def usage_router(
             wanted = limit - len(page)
             rows = await asyncio.to_thread(
                 query_usage, clickhouse, tenant, meter, config.billing, start, to,
-                group_by=meter.group_by, limit=wanted + 1, offset=offset,
+                group_by=meter.group_by, limit=wanted + 1, offset=offset, now=now,
+                complete_through=through,
             )  # fmt: skip
             page += [
                 ExportRow(meter=meter.name, unit=meter.unit, **r.model_dump())
@@ -141,9 +164,15 @@ def usage_router(
             "period": period,
             "start": start.isoformat(),
             "to": to.isoformat(),
-            "final": _final(to),
+            "final": is_final(to, config.billing, through),
+            "complete_through": _time(through),
+            "as_of": now.isoformat(),
             "data": page,
             "next_cursor": next_cursor,
         }
 
     return router
+
+
+def _time(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

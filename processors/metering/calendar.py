@@ -19,14 +19,31 @@ def period_end(moment: datetime, billing: Billing) -> datetime:
     return following.astimezone(UTC)
 
 
+def periods_between(
+    start: datetime, to: datetime, billing: Billing
+) -> list[tuple[datetime, datetime]]:
+    """The billing periods covering [start, to), each as (start, end), in order."""
+    out = []
+    opened = period_start(start, billing)
+    while opened < to:
+        end = period_end(opened, billing)
+        out.append((opened, end))
+        opened = end
+    return out
+
+
 def final_at(moment: datetime, billing: Billing) -> datetime:
     """When the period holding `moment` becomes final: its end plus the grace period."""
     return period_end(moment, billing) + billing.grace
 
 
-def is_final(end: datetime, billing: Billing, now: datetime) -> bool:
-    """A window is final once the billing period of its last instant is."""
-    return now >= final_at(end - timedelta(microseconds=1), billing)
+def is_final(end: datetime, billing: Billing, complete_through: datetime | None) -> bool:
+    """A window is final once the billing period of its last instant is, and every event
+    received before that moment is folded (`complete_through`, from the worker's progress): a
+    worker that lags or was stopped over the grace boundary keeps it open until it caught up,
+    so a number read as final never changes."""
+    closes = final_at(end - timedelta(microseconds=1), billing)
+    return complete_through is not None and complete_through >= closes
 
 
 class FinalAt:

@@ -18,6 +18,7 @@ from processors.metering.calendar import FinalAt
 from processors.model import Delivery, Event
 from processors.windows import EPOCH
 from schemas.config import ProductConfig
+from schemas.enriched import CLAMPED, FLAG_KEY
 from schemas.filters import filters_match
 from schemas.meters import ANY_EVENT, DISTINCT_USERS, Aggregation, Meter
 
@@ -27,7 +28,7 @@ TABLE = "meter_minutes"
 COLUMNS = (
     "tenant", "meter", "customer", "groups", "minute", "adjustment", "events", "skipped",
     "value_sum", "value_min", "value_max", "uniq_values", "latest_value", "latest_at", "latest_id",
-    "points", "kafka_partition", "kafka_next_offset",
+    "points", "points_received", "clamped", "kafka_partition", "kafka_next_offset",
 )  # fmt: skip
 ONE = Decimal(1).quantize(SCALE)  # a seat, when the event does not say how many
 
@@ -72,15 +73,20 @@ class Partial:
 
     events: int = 0
     skipped: int = 0
+    clamped: int = 0  # stored at receipt: their time was too far in the future
     value_sum: Decimal = Decimal(0)
     value_min: Decimal | None = None
     value_max: Decimal | None = None
     uniq: set[str] = field(default_factory=set)
     latest: tuple[datetime, str, Decimal] | None = None
-    # time_weighted: each report (at, id, value); seats: each change (at, id, ±seats)
-    points: list[tuple[datetime, str, Decimal]] = field(default_factory=list)
+    # time_weighted: each report (at, id, value, received); seats: each change (at, id, ±seats,
+    # received)
+    points: list[tuple[datetime, str, Decimal, datetime]] = field(default_factory=list)
 
     def add(self, meter: Meter, event: Event) -> None:
+        flags = event.context.get(FLAG_KEY)
+        if flags and isinstance(flags, dict) and CLAMPED in flags:
+            self.clamped += 1
         if meter.aggregation is Aggregation.COUNT:
             self.events += 1
             return
@@ -113,7 +119,7 @@ class Partial:
         if latest is None or at > latest[0] or (at == latest[0] and event.message_id > latest[1]):
             self.latest = (at, event.message_id, number)
         if meter.aggregation is Aggregation.TIME_WEIGHTED:
-            self.points.append((at, event.message_id, number))
+            self.points.append((at, event.message_id, number, event.received_at))
 
     def _add_seats(self, meter: Meter, event: Event) -> None:
         number = numeric(event.properties.get(meter.value)) if meter.value else ONE
@@ -123,7 +129,7 @@ class Partial:
         change = -number if event.event == meter.removed_event else number
         self.events += 1
         self.value_sum += change
-        self.points.append((event.timestamp, event.message_id, change))
+        self.points.append((event.timestamp, event.message_id, change, event.received_at))
 
 
 Groups = tuple[tuple[str, str], ...]  # (property, value) of each of the meter's group_by
@@ -203,9 +209,11 @@ def to_rows(partials: dict[Key, Partial], next_offset: dict[int, int]) -> list[l
     rows = []
     for (tenant, meter, customer, groups, minute, late, partition), p in partials.items():
         latest_at, latest_id, latest_value = p.latest or (EPOCH, "", None)
+        points = sorted(p.points)
         rows.append([
             tenant, meter, customer, dict(groups), minute, late, p.events, p.skipped,
             p.value_sum, p.value_min, p.value_max, sorted(p.uniq), latest_value, latest_at,
-            latest_id, sorted(p.points), partition, next_offset.get(partition, 0),
+            latest_id, [point[:3] for point in points], [point[3] for point in points],
+            p.clamped, partition, next_offset.get(partition, 0),
         ])  # fmt: skip
     return rows

@@ -1,190 +1,203 @@
-"""Quantities held over time: time_weighted (GB-hours) and seats (seat-days), cut at read time.
+"""Quantities held over time (time_weighted GB-hours, seats seat-days), folded from reports.
 
-A reported value holds from its event time until the next report of the same customer and
-groups; a seats meter holds the running total of its changes. The quantity of a window is
-Σ value x seconds held inside it, in the meter's `per` unit. The stored rows keep every report
-(meter_minutes.points), so a late report changes exactly the interval it falls in, and the
-value before the range is carried in from the rows before it.
+A reading holds from its event time until the next reading of the same customer and groups (or
+until it expires); a seats meter holds the running total of its changes, never below zero. The
+quantity of a window is Σ level x time held inside it, in the meter's `per` unit. Which reports
+an instant sees depends on the view:
+- `quantity` (the invoice): an instant of billing period P sees every report received before P
+  became final, whatever time it is for. A seat added on Oct 5 but reported in November (October
+  final by then) is part of November's seats, never of October's;
+- `adjusted_quantity`: every report;
+- both are held up to now; `projected` holds the invoice view's last level to the end of the
+  range, the figure a billing system may show as "expected this period".
+
+Pure: no I/O. processors.metering.held_query reads the reports and cuts the windows.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-from typing import Any
-from zoneinfo import ZoneInfo
+from itertools import pairwise
+from typing import NamedTuple
 
-from processors.metering.fold import SCALE, TABLE
-from processors.storage.clickhouse import ClickHouse
-from processors.windows import Window, as_utc, windows_between
-from schemas.meters import Aggregation, Meter
+from processors.metering.fold import SCALE
+from schemas.meters import Aggregation, Meter, Per
 
-Point = tuple[datetime, str, Decimal]  # (event time, messageId, value or change)
-Series = tuple[str, tuple[tuple[str, str], ...]]  # (customer, groups)
 MILLISECOND = timedelta(milliseconds=1)
+ZERO = Decimal(0)
+
+
+class Report(NamedTuple):
+    """One reading, or one seat change (±n), with when it was received."""
+
+    at: datetime
+    id: str
+    value: Decimal
+    received: datetime
+
+
+class Level(NamedTuple):
+    """A level held from `since` until the next level, or until `expires` if that is sooner."""
+
+    since: datetime
+    value: Decimal
+    expires: datetime | None
 
 
 @dataclass(frozen=True)
-class Asked:
-    """What a usage query asks: a range in whole minutes, its windows, who and how grouped."""
+class Piece:
+    """A stretch of the range inside one window and one billing period."""
 
-    start: datetime
-    to: datetime
-    window: Window
-    zone: ZoneInfo
-    customers: list[str] | None
-    group_by: list[str]
-    by_customer: bool
-
-
-@dataclass
-class HeldWindow:
     start: datetime
     end: datetime
-    customer: str
-    groups: dict[str, str]
-    quantity: Decimal | None = None
-    adjusted_quantity: Decimal | None = None
-    events: int = 0
-    late_events: int = 0
-    skipped_events: int = 0
+    window: int
+    period: int
 
 
 @dataclass
-class _Found:
-    """One series' carried-in values and reports: on time only, and with the late ones."""
+class Held:
+    """One window's figures; None where nothing was held in that view."""
 
-    carried: Decimal | None = None
-    carried_all: Decimal | None = None
-    points: list[Point] = field(default_factory=list)
-    points_all: list[Point] = field(default_factory=list)
-    # per minute: (events, late events, skipped)
-    counts: list[tuple[datetime, int, int, int]] = field(default_factory=list)
+    quantity: Decimal | None = None
+    adjusted_quantity: Decimal | None = None
+    projected_quantity: Decimal | None = None
+    below_zero_events: int = 0  # removals that would have taken the seats below zero
+    first_below_zero_at: datetime | None = None
 
 
-def levels(
-    meter: Meter, carried: Decimal | None, start: datetime, points: Iterable[Point]
-) -> list[tuple[datetime, Decimal]]:
-    """The value held from each change on: [(since, value)], from `start` if one is carried."""
+def fold_levels(
+    meter: Meter, reports: Sequence[Report], start: datetime
+) -> tuple[list[Level], list[datetime]]:
+    """The levels held from `start` on, from reports sorted by (time, id); and, for seats, the
+    times of the removals that tried to take the total below zero (clamped there)."""
     seats = meter.aggregation is Aggregation.SEATS
-    # seats start from none held; a reported value holds only from its first report
-    level = Decimal(0) if seats and carried is None else carried
-    changes = [] if level is None else [(start, level)]
-    for at, _, value in sorted(points, key=lambda p: (p[0], p[1])):
-        level = (level or Decimal(0)) + value if seats else value
-        changes.append((max(at, start), level))
-    return changes
+    expiry = meter.expires_after
+    level = ZERO
+    levels = [Level(start, ZERO, None)] if seats else []
+    below: list[datetime] = []
+    for report in reports:
+        if seats:
+            level += report.value
+            if level < 0:
+                below.append(report.at)
+                level = ZERO
+        else:
+            level = report.value
+        since = max(report.at, start)
+        held = Level(since, level, report.at + expiry if expiry else None)
+        if levels and levels[-1].since == since:
+            levels[-1] = held
+        else:
+            levels.append(held)
+    return levels, below
 
 
-def held(
-    changes: list[tuple[datetime, Decimal]],
-    to: datetime,
-    windows: list[tuple[datetime, datetime]],
-    per_seconds: int,
+def integrate(levels: Sequence[Level], pieces: Sequence[Piece]) -> dict[tuple[int, int], Decimal]:
+    """Σ level x milliseconds held inside each piece, by (window, period)."""
+    starts = [p.start for p in pieces]
+    totals: dict[tuple[int, int], Decimal] = {}
+    for i, (since, value, expires) in enumerate(levels):
+        until = levels[i + 1].since if i + 1 < len(levels) else pieces[-1].end if pieces else since
+        if expires is not None:
+            until = min(until, expires)
+        if until <= since:
+            continue
+        p = max(bisect_right(starts, since) - 1, 0)
+        while p < len(pieces) and pieces[p].start < until:
+            piece = pieces[p]
+            overlap = min(until, piece.end) - max(since, piece.start)
+            if overlap > timedelta(0):
+                key = (piece.window, piece.period)
+                totals[key] = totals.get(key, ZERO) + value * (overlap // MILLISECOND)
+            p += 1
+    return totals
+
+
+def in_units(
+    totals: dict[tuple[int, int], Decimal], per: Per, periods: Sequence[tuple[datetime, datetime]]
 ) -> dict[int, Decimal]:
-    """Σ value x milliseconds held inside each window (by index), in units of `per_seconds`."""
-    starts = [w[0] for w in windows]
-    totals: dict[int, Decimal] = {}
+    """Value-milliseconds as the meter's unit per window: `per` seconds, or for `period` the
+    share of each billing period (a level held through a whole period is exactly that level)."""
+    out: dict[int, Decimal] = {}
     with localcontext(prec=80):
-        for i, (since, value) in enumerate(changes):
-            until = changes[i + 1][0] if i + 1 < len(changes) else to
-            if until <= since:
-                continue
-            w = max(bisect_right(starts, since) - 1, 0)
-            while w < len(windows) and windows[w][0] < until:
-                opened, end = windows[w]
-                overlap = min(until, end) - max(since, opened)
-                if overlap > timedelta(0):
-                    ms = overlap // MILLISECOND
-                    totals[w] = totals.get(w, Decimal(0)) + value * ms
-                w += 1
-        scale = Decimal(per_seconds * 1000)
-        return {w: (t / scale).quantize(SCALE, ROUND_HALF_EVEN) for w, t in totals.items()}
+        for (window, period), total in totals.items():
+            start, end = periods[period]
+            unit = per.seconds * 1000 if per.seconds else (end - start) // MILLISECOND
+            out[window] = out.get(window, ZERO) + total / unit
+        return {w: q.quantize(SCALE, ROUND_HALF_EVEN) for w, q in out.items()}
 
 
-def query_held(clickhouse: ClickHouse, tenant: str, meter: Meter, asked: Asked) -> list[HeldWindow]:
+def cut(
+    start: datetime,
+    to: datetime,
+    windows: Sequence[tuple[datetime, datetime]],
+    periods: Sequence[tuple[datetime, datetime]],
+    also: Sequence[datetime] = (),
+) -> list[Piece]:
+    """[start, to) cut at every window and billing period boundary, and at `also`."""
+    bounds = {start, to, *(t for t in also if start < t < to)}
+    bounds |= {t for w in windows for t in w if start < t < to}
+    bounds |= {t for p in periods for t in p if start < t < to}
+    ordered = sorted(bounds)
+    window_starts = [w[0] for w in windows]
+    period_starts = [p[0] for p in periods]
+    return [
+        Piece(a, b, bisect_right(window_starts, a) - 1, bisect_right(period_starts, a) - 1)
+        for a, b in pairwise(ordered)
+    ]
+
+
+def held_quantities(
+    meter: Meter,
+    reports: Sequence[Report],
+    windows: Sequence[tuple[datetime, datetime]],
+    periods: Sequence[tuple[datetime, datetime]],
+    final_at: Callable[[int], datetime],
+    now: datetime,
+) -> dict[int, Held]:
+    """The figures of each window (by index) of one series. `windows` are disjoint and sorted,
+    already cut to the range asked; `periods` are the billing periods covering them, and
+    `final_at(i)` the moment period i becomes final."""
     assert meter.per is not None  # the meter's validation requires it
-    found = _read(clickhouse, tenant, meter, asked)
-    windows = windows_between(asked.start, asked.to, asked.window, asked.zone)
-    out: dict[tuple[int, str, tuple[str, ...]], HeldWindow] = {}
+    if not windows:
+        return {}
+    start, to = windows[0][0], windows[-1][1]
+    ordered = sorted(reports, key=lambda r: (r.at, r.id))
+    pieces = cut(start, to, windows, periods, [now])
+    to_date = [p for p in pieces if p.end <= now]
+    every, below = fold_levels(meter, ordered, start)
+    invoice: dict[tuple[int, int], Decimal] = {}
+    projected: dict[tuple[int, int], Decimal] = {}
+    seen: dict[int, list[Level]] = {}
+    for period in sorted({p.period for p in pieces}):
+        closes = final_at(period)
+        visible = [r for r in ordered if r.received < closes]
+        levels = seen.get(len(visible))  # visibility only grows with the period
+        if levels is None:
+            levels = seen[len(visible)] = fold_levels(meter, visible, start)[0]
+        mine = [p for p in pieces if p.period == period]
+        invoice |= integrate(levels, [p for p in mine if p.end <= now])
+        projected |= integrate(levels, mine)
+    out: dict[int, Held] = {}
 
-    def row(w: int, series: Series) -> HeldWindow:
-        customer, groups = series
-        customer = customer if asked.by_customer else ""
-        values = dict(groups)
-        shown = tuple(values.get(g, "") for g in asked.group_by)
-        key = (w, customer, shown)
-        if key not in out:
-            opened, end = windows[w]
-            out[key] = HeldWindow(
-                start=max(opened, asked.start),
-                end=min(end, asked.to),
-                customer=customer,
-                groups=dict(zip(asked.group_by, shown, strict=True)),
-            )
-        return out[key]
+    def row(w: int) -> Held:
+        return out.setdefault(w, Held())
 
-    starts = [w[0] for w in windows]
-    for series, f in found.items():
-        on_time = levels(meter, f.carried, asked.start, f.points)
-        every = levels(meter, f.carried_all, asked.start, f.points_all)
-        for w, q in held(on_time, asked.to, windows, meter.per.seconds).items():
-            r = row(w, series)
-            r.quantity = q if r.quantity is None else r.quantity + q
-        for w, q in held(every, asked.to, windows, meter.per.seconds).items():
-            r = row(w, series)
-            r.adjusted_quantity = q if r.adjusted_quantity is None else r.adjusted_quantity + q
-        for minute, events, late, skipped in f.counts:
-            r = row(max(bisect_right(starts, minute) - 1, 0), series)
-            r.events += events
-            r.late_events += late
-            r.skipped_events += skipped
-    return [out[k] for k in sorted(out)]
-
-
-def _read(clickhouse: ClickHouse, tenant: str, meter: Meter, asked: Asked) -> dict[Series, _Found]:
-    where = "tenant = {tenant:String} AND meter = {meter:String}"
-    if asked.customers:
-        where += " AND customer IN {customers:Array(String)}"
-    parameters: dict[str, Any] = {
-        "tenant": tenant,
-        "meter": meter.name,
-        "start": asked.start,
-        "to": asked.to,
-        "customers": asked.customers or [],
-    }
-    if meter.aggregation is Aggregation.TIME_WEIGHTED:  # the last report before the range
-        has = "latest_value IS NOT NULL"
-        carry = (
-            f"argMaxIf(latest_value, (latest_at, latest_id), {has} AND adjustment = 0),"
-            f" countIf({has} AND adjustment = 0), argMaxIf(latest_value, (latest_at, latest_id),"
-            f" {has}), countIf({has})"
-        )
-    else:  # seats: every change before the range
-        carry = "sumIf(value_sum, adjustment = 0), 1, sum(value_sum), 1"
-    found: dict[Series, _Found] = {}
-    for customer, k, v, on_time, n_on_time, every, n_every in clickhouse.query(
-        f"SELECT customer, mapKeys(groups) AS k, mapValues(groups) AS v, {carry} FROM {TABLE}"
-        f" WHERE {where} AND minute < {{start:DateTime('UTC')}} GROUP BY customer, k, v",
-        parameters,
-    ):
-        f = found.setdefault((customer, tuple(zip(k, v, strict=True))), _Found())
-        f.carried = Decimal(on_time) if n_on_time else None
-        f.carried_all = Decimal(every) if n_every else None
-    for customer, k, v, minute, adjustment, events, skipped, points in clickhouse.query(
-        f"SELECT customer, mapKeys(groups), mapValues(groups), minute, adjustment, events,"
-        f" skipped, points FROM {TABLE} WHERE {where} AND minute >= {{start:DateTime('UTC')}}"
-        " AND minute < {to:DateTime('UTC')}",
-        parameters,
-    ):
-        f = found.setdefault((customer, tuple(zip(k, v, strict=True))), _Found())
-        reports = [(as_utc(at), str(id_), Decimal(value)) for at, id_, value in points]
-        f.points_all += reports
-        if not adjustment:
-            f.points += reports
-        late = int(events) if adjustment else 0
-        f.counts.append((as_utc(minute), int(events), late, int(skipped)))
-    return found
+    for w, q in in_units(invoice, meter.per, periods).items():
+        row(w).quantity = q
+    for w, q in in_units(integrate(every, to_date), meter.per, periods).items():
+        row(w).adjusted_quantity = q
+    for w, q in in_units(projected, meter.per, periods).items():
+        row(w).projected_quantity = q
+    window_starts = [w[0] for w in windows]
+    for at in below:
+        if start <= at < to:
+            found = row(bisect_right(window_starts, at) - 1)
+            found.below_zero_events += 1
+            if found.first_below_zero_at is None:
+                found.first_below_zero_at = at
+    return out

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from processors.metering.calendar import is_final
 from processors.metering.fold import SCALE, TABLE
-from processors.metering.held import Asked, HeldWindow, query_held
+from processors.metering.held_query import Asked, HeldWindow, query_held
 from processors.storage.clickhouse import ClickHouse
 from processors.windows import Window, to_minute, unix_time, window_end, window_start_sql
 from schemas.config import Billing
@@ -45,9 +45,16 @@ class UsageWindow(BaseModel):
     groups: dict[str, str]
     quantity: str | None
     adjusted_quantity: str | None
+    # held meters: the last level held to the end of the window (quantity is held to now)
+    projected_quantity: str | None = None
     events: int
     late_events: int
     skipped_events: int
+    # stored at receipt: their time was too far in the future (the collector said so too)
+    clamped_events: int = 0
+    # seats: removals that would have taken the total below zero, clamped there; the first one
+    below_zero_events: int = 0
+    first_below_zero_at: str | None = None
     final: bool
 
 
@@ -82,18 +89,22 @@ def query_usage(
     limit: int | None = None,
     offset: int = 0,
     now: datetime | None = None,
+    complete_through: datetime | None = None,
 ) -> list[UsageWindow]:
+    """`now`: held quantities are held up to it (default: the clock); `complete_through`: the
+    receipt time through which every event is folded, which decides `final`."""
     zone = zone or ZoneInfo("UTC")
     now = now or datetime.now(UTC)
-    start, to = to_minute(start), to_minute(to)
+    on_grid(meter, start, to)
+    start, to = start.astimezone(UTC), to.astimezone(UTC)
     group_by = group_by or []
     unknown = [g for g in group_by if g not in meter.group_by]
     if unknown:
         raise ValueError(f"meter {meter.name} cannot group by {unknown}; it has {meter.group_by}")
     if meter.aggregation in HELD:
         asked = Asked(start, to, window, zone, customers, group_by, by_customer)
-        found = query_held(clickhouse, tenant, meter, asked)
-        return [_answer(row, billing, now) for row in found[offset:][:limit]]
+        found = query_held(clickhouse, tenant, meter, billing, asked, now)
+        return [_answer(row, billing, complete_through) for row in found[offset:][:limit]]
     keys = [f"groups[{{g{i}:String}}]" for i in range(len(group_by))]
     customer = "customer" if by_customer else "''"
     where = "tenant = {tenant:String} AND meter = {meter:String}"
@@ -104,7 +115,7 @@ def query_usage(
         f"SELECT {window_start_sql(window)} AS w, {customer} AS c, [{', '.join(keys)}] AS g,"
         f" {_measure(meter.aggregation, 'adjustment = 0')} AS q,"
         f" {_measure(meter.aggregation, '1')} AS aq,"
-        " sum(events), sumIf(events, adjustment = 1), sum(skipped)"
+        " sum(events), sumIf(events, adjustment = 1), sum(skipped), sum(clamped)"
         f" FROM {TABLE} WHERE {where} GROUP BY w, c, g ORDER BY w, c, g"
     )
     if limit is not None:
@@ -119,7 +130,7 @@ def query_usage(
         **{f"g{i}": name for i, name in enumerate(group_by)},
     }
     rows = []
-    for w, c, g, q, aq, events, late, skipped in clickhouse.query(sql, parameters):
+    for w, c, g, q, aq, events, late, skipped, clamped in clickhouse.query(sql, parameters):
         if meter.aggregation is Aggregation.AVG:
             q, aq = _average(q, int(events) - int(late)), _average(aq, int(events))
         opened = unix_time(w)
@@ -136,13 +147,34 @@ def query_usage(
                 events=int(events),
                 late_events=int(late),
                 skipped_events=int(skipped),
-                final=is_final(end, billing, now),
+                clamped_events=int(clamped),
+                final=is_final(end, billing, complete_through),
             )
         )
     return rows
 
 
-def _answer(row: HeldWindow, billing: Billing, now: datetime) -> UsageWindow:
+def on_grid(meter: Meter, start: datetime, to: datetime) -> None:
+    """Held meters keep each report to the millisecond and answer any such range exactly; the
+    others keep one row per minute, so a range must start and end on a minute: never cut."""
+    if meter.aggregation in HELD:
+        for name, moment in (("from", start), ("to", to)):
+            if moment.microsecond % 1000:
+                raise ValueError(
+                    f"`{name}` {moment.isoformat()}: meter {meter.name} is kept to the"
+                    " millisecond; give a time with at most 3 decimals"
+                )
+        return
+    for name, moment in (("from", start), ("to", to)):
+        if moment != to_minute(moment):
+            raise ValueError(
+                f"`{name}` {moment.isoformat()}: meter {meter.name} ({meter.aggregation}) is kept"
+                " per minute; give a time on a whole minute (seconds 00)"
+            )
+
+
+def _answer(row: HeldWindow, billing: Billing, complete_through: datetime | None) -> UsageWindow:
+    below = row.first_below_zero_at
     return UsageWindow(
         window_start=row.start.isoformat(),
         window_end=row.end.isoformat(),
@@ -150,8 +182,12 @@ def _answer(row: HeldWindow, billing: Billing, now: datetime) -> UsageWindow:
         groups=row.groups,
         quantity=_text(row.quantity),
         adjusted_quantity=_text(row.adjusted_quantity),
+        projected_quantity=_text(row.projected_quantity),
         events=row.events,
         late_events=row.late_events,
         skipped_events=row.skipped_events,
-        final=is_final(row.end, billing, now),
+        clamped_events=row.clamped_events,
+        below_zero_events=row.below_zero_events,
+        first_below_zero_at=below.isoformat() if below else None,
+        final=is_final(row.end, billing, complete_through),
     )

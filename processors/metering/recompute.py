@@ -82,7 +82,7 @@ Totals = tuple[int, int, Any, Any, Any, tuple[str, ...], Any, tuple[Any, ...]]
 
 def _points(points: Any) -> tuple[Any, ...]:
     """Reports compared in UTC and in order, whatever the driver hands back."""
-    return tuple(sorted((as_utc(at), str(id_), value) for at, id_, value in points))
+    return tuple(sorted((as_utc(at), str(id_), value) for at, id_, value, *_ in points))
 
 
 def _totals(p: Partial) -> Totals:
@@ -215,8 +215,8 @@ def backfill(
     )
     rows = to_rows(partials, {})
     keep: list[list[Any]] = [
-        ["", "", "", {}, EPOCH, 0, 0, 0, 0, None, None, [], None, EPOCH, "", [], int(partition),
-         int(offset)]
+        ["", "", "", {}, EPOCH, 0, 0, 0, 0, None, None, [], None, EPOCH, "", [], [], 0,
+         int(partition), int(offset)]
         for partition, offset in marks
     ]  # fmt: skip
     if rows or keep:

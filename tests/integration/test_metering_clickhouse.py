@@ -193,13 +193,15 @@ def test_late_events_are_adjustments_not_invoiced(clickhouse: ClickHouse) -> Non
     MeteringProcessor(clickhouse, CONFIG).write(stream(on_time + late + just_in_time))
     [row] = query_usage(clickhouse, "acme", CONFIG.meters[0], CONFIG.billing, START,
                         datetime(2026, 4, 1, tzinfo=UTC), by_customer=False,
-                        now=datetime(2026, 5, 1, tzinfo=UTC))  # fmt: skip
+                        complete_through=datetime(2026, 4, 2, tzinfo=UTC))  # fmt: skip
     assert (row.quantity, row.adjusted_quantity, row.late_events) == ("6", "8", 2)
     assert row.final
-    [open_row] = query_usage(clickhouse, "acme", CONFIG.meters[0], CONFIG.billing, START,
-                             datetime(2026, 4, 1, tzinfo=UTC), by_customer=False,
-                             now=datetime(2026, 4, 1, 12, tzinfo=UTC))  # fmt: skip
-    assert not open_row.final
+    # final only once every event received before 2026-04-02 00:00 is folded
+    for through in (None, datetime(2026, 4, 1, 23, 59, 59, 999000, tzinfo=UTC)):
+        [open_row] = query_usage(clickhouse, "acme", CONFIG.meters[0], CONFIG.billing, START,
+                                 datetime(2026, 4, 1, tzinfo=UTC), by_customer=False,
+                                 complete_through=through)  # fmt: skip
+        assert not open_row.final
 
 
 def test_tenants_never_mix(clickhouse: ClickHouse) -> None:
@@ -313,7 +315,12 @@ def test_the_export_pages_through_every_meter_and_customer_of_a_period(
     MeteringProcessor(clickhouse, CONFIG).write(stream(events))
     app = FastAPI()
     app.include_router(
-        usage_router(clickhouse, CONFIG, read_key_tenant({"rk-a": "acme", "rk-g": "globex"}))
+        usage_router(
+            clickhouse,
+            CONFIG,
+            read_key_tenant({"rk-a": "acme", "rk-g": "globex"}),
+            lambda: datetime(2026, 4, 5, tzinfo=UTC),  # every event folded to April 5
+        )
     )
     client = TestClient(app)
 
@@ -342,7 +349,7 @@ def test_the_export_pages_through_every_meter_and_customer_of_a_period(
             expected.append((meter.name, r.customer, tuple(r.groups.items()), r.quantity))
     got = [(r["meter"], r["customer"], tuple(r["groups"].items()), r["quantity"]) for r in rows]
     assert got == expected and pages >= len(expected) // 4
-    assert all(r["final"] for r in rows)  # March 2026 closed long ago
+    assert all(r["final"] for r in rows)  # March 2026 closed long ago, and all is folded
 
     other = client.get("/v1/usage/export", params={"period": "2026-03"},
                        headers={"Authorization": "Bearer rk-g"})  # fmt: skip

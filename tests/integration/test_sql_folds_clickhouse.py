@@ -159,6 +159,7 @@ meter_rows = st.lists(
         st.none() | decimals, st.none() | decimals, st.lists(texts, max_size=3, unique=True),
         st.none() | decimals, moments, texts,
         st.lists(st.tuples(moments, texts, decimals), max_size=3),
+        st.lists(moments, max_size=3), st.integers(0, 4),
         st.integers(0, 5), st.integers(0, 2**40),
     ),
     min_size=1, max_size=20,
