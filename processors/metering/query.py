@@ -95,6 +95,7 @@ def query_usage(
     receipt time through which every event is folded, which decides `final`."""
     zone = zone or ZoneInfo("UTC")
     now = now or datetime.now(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # held to the millisecond
     on_grid(meter, start, to)
     start, to = start.astimezone(UTC), to.astimezone(UTC)
     group_by = group_by or []

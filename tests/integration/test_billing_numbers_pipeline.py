@@ -1,0 +1,103 @@
+"""Invoiced held quantities end to end, the worker SIGKILLed on the way: a seat reported after its
+month closed bills in the open month; the open month is held to the moment of the answer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import pytest
+
+from processors.metering.calendar import period_end, period_start
+from schemas.config import Billing
+from tests.conftest import Stack
+from tests.harness import Service, basic, http, wait_until
+from tests.integration.test_metering_pipeline import usage
+
+pytestmark = pytest.mark.integration
+
+UTC_BILLING = Billing(timezone="UTC", grace_hours=72)  # the example configuration's
+MS = timedelta(milliseconds=1)
+NINE = Decimal("0.000000001")
+
+
+def track(name: str, account: str, when: datetime, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "track", "messageId": str(uuid.uuid4()), "userId": "u-1", "groupId": account,
+        "event": name, "timestamp": when.isoformat(), "properties": properties,
+    }  # fmt: skip
+
+
+def post(collector: Service, key: str, events: list[dict[str, Any]]) -> None:
+    """Without sentAt: the times are taken as sent, not corrected by the transit's milliseconds."""
+    status, answer = http("POST", f"{collector.url}/v1/batch", {"batch": events}, basic(key))
+    assert status == 200, answer
+
+
+def held(span: timedelta, unit: timedelta) -> str:
+    """One seat (or GB) held for `span`, in `unit`s, as the API writes it."""
+    text = format((Decimal(span // MS) / Decimal(unit // MS)).quantize(NINE, ROUND_HALF_EVEN), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def rows(worker: Service, key: str, meter: str, start: datetime, to: datetime) -> dict[str, Any]:
+    answer = usage(worker, key, meter, **{"from": start.isoformat(), "to": to.isoformat()})
+    answer["by"] = {r["customer"]: r for r in answer["data"]}
+    return answer
+
+
+def test_a_late_seat_bills_in_the_open_month_whatever_kills_the_worker(
+    stack: Stack, worker: Service, collector: Service
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    month = period_start(now, UTC_BILLING)
+    closed = period_start(month - timedelta(days=40), UTC_BILLING)  # final weeks ago
+    day = closed + timedelta(days=4)
+    removed = month + (now - month) / 2
+    batches = [
+        [track("seat_added", "late", day), track("storage_reported", "late", day, gb=8)],
+        [track("seat_added", "steady", day)],
+        [track("seat_removed", "steady", removed)],
+    ]
+    post(collector, stack.write_key, batches[0])
+    worker.kill()  # SIGKILL, whatever it was writing
+    post(collector, stack.write_key, batches[1])
+    worker.start()
+    post(collector, stack.write_key, batches[2])
+    worker.kill()
+    worker.start()
+
+    closed_end = period_end(closed, UTC_BILLING)
+
+    def seen() -> Any:
+        found = rows(worker, stack.read_key, "seat_days", closed, closed_end)["by"]
+        return found if sorted(found) == ["late", "steady"] else None
+
+    old = wait_until(seen, 60)
+    for account in ("late", "steady"):  # the closed month's invoice never changes
+        assert old[account]["quantity"] == "0" and old[account]["late_events"] == 1
+        assert old[account]["adjusted_quantity"] == held(closed_end - day, timedelta(days=1))
+    assert wait_until(
+        lambda: rows(worker, stack.read_key, "seat_days", month, now)["by"]
+        .get("steady", {})
+        .get("events"),
+        30,
+    )
+    end = period_end(month, UTC_BILLING)
+    answer = rows(worker, stack.read_key, "seat_days", month, end)
+    as_of = datetime.fromisoformat(answer["as_of"])
+    late, steady = answer["by"]["late"], answer["by"]["steady"]
+    # carried in from the closed month, held to the moment of the answer, never negative
+    assert late["quantity"] == late["adjusted_quantity"] == held(as_of - month, timedelta(days=1))
+    assert late["projected_quantity"] == held(end - month, timedelta(days=1))
+    assert steady["quantity"] == held(removed - month, timedelta(days=1))
+    assert not answer["final"] and not late["final"]
+    seats = rows(worker, stack.read_key, "seats", month, end)
+    assert seats["by"]["late"]["projected_quantity"] == "1"  # a seat the whole month
+    assert seats["by"]["late"]["quantity"] == held(
+        datetime.fromisoformat(seats["as_of"]) - month, end - month
+    )
+    gb = rows(worker, stack.read_key, "storage_gb_hours", month, end)["by"]["late"]
+    assert gb["projected_quantity"] == held(8 * (end - month), timedelta(hours=1))
