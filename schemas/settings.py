@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     sink_batch_size: int = Field(default=10_000, ge=1)
     sink_batch_seconds: float = Field(default=0.25, gt=0)
     dedup_horizon_days: int = Field(default=35, ge=1)
+    # The slack in the worker's `complete_through` (processors.worker.written): an event the
+    # collector received at r is in Kafka by r + this. The collector's produce timeout (above;
+    # its producer gives up a second after it) plus how far the hosts' clocks may differ.
+    receipt_slack_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long after receivedAt an event may still reach Kafka: the collectors'"
+        " produce timeout plus the clock difference between hosts",
+    )
 
     @field_validator("write_keys", "read_keys")
     @classmethod

@@ -16,11 +16,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from processors.delivery.gaps import with_missing
 from processors.delivery.retry import retry_forever
-from processors.model import Delivery, RawMessage, Rejected, offset_marks
+from processors.model import Delivery, RawMessage, Rejected, offset_marks, received_through
 from processors.storage.events import EventStore
 from processors.worker.batch import BatchResult, Processor, run_batch
 from processors.worker.bulk import WorkerApp
@@ -47,6 +48,8 @@ class AppConfig:
     session_timeout: float = 10.0
     # faust's own files (table state); under the data directory, not the working directory
     datadir: str = ".usage-stream/faust"
+    # how long after its receipt an event may still reach Kafka (Settings.receipt_slack_seconds)
+    receipt_slack: timedelta = timedelta(seconds=30)
 
 
 @dataclass
@@ -127,7 +130,8 @@ def build_worker(
                 headers=dead_letter_headers(rejected),
             )
             await sent  # held by Kafka before the source offset may be committed
-        await asyncio.to_thread(written.record, offset_marks(messages))
+        through = received_through(result.deliveries, config.receipt_slack)
+        await asyncio.to_thread(written.record, offset_marks(messages), through)
         return messages, result
 
     async def handle(batch: list[RawMessage]) -> None:

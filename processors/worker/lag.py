@@ -7,6 +7,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaAdminClient, TopicPartition
@@ -15,6 +17,16 @@ from kafka.errors import KafkaError
 
 log = logging.getLogger(__name__)
 Lag = dict[tuple[str, int], int]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One answer of the broker. `asked_at` is the wall clock just before the end offsets were
+    asked: every record appended before that moment sits below its partition's `end`."""
+
+    asked_at: datetime
+    end: dict[tuple[str, int], int]
+    lag: Lag
 
 
 def lag_of(
@@ -36,6 +48,8 @@ class ConsumerLagProbe:
     is stuck retrying a batch, which is exactly when they matter. Every worker reports the whole
     group's lag, so dashboards and alerts take `max by (topic, partition)`, never `sum`. The
     cost is bounded: three or four small admin requests per interval, whatever the scrape rate.
+    `readers` get each whole reading too (the worker learns from it which partitions it has
+    written to their end: processors.worker.written.CaughtUp).
     """
 
     def __init__(
@@ -45,11 +59,13 @@ class ConsumerLagProbe:
         topics: Sequence[str],
         report: Callable[[Lag | None], None],
         interval: float = 5.0,
+        readers: Sequence[Callable[[Reading], None]] = (),
     ) -> None:
         self._bootstrap = bootstrap.split(",")
         self._group = group
         self._topics = list(topics)
         self._report = report
+        self._readers = list(readers)
         self._interval = interval
         self._admin: KafkaAdminClient | None = None
         self._stop = threading.Event()
@@ -61,7 +77,7 @@ class ConsumerLagProbe:
         """The broker answered within the last three intervals: readiness reads this."""
         return time.monotonic() - self._last_success < 3 * self._interval
 
-    def read(self) -> Lag:
+    def read(self) -> Reading:
         if self._admin is None:
             timeout_ms = int(max(self._interval, 1.0) * 1000)
             self._admin = KafkaAdminClient(
@@ -73,8 +89,9 @@ class ConsumerLagProbe:
             for topic in admin.describe_topics(self._topics)
             for p in topic["partitions"]
         ]
+        asked_at = datetime.now(UTC)
         if not partitions:
-            return {}
+            return Reading(asked_at, {}, {})
         end = _offsets(admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions}))
         committed = {
             (tp.topic, tp.partition): meta.offset
@@ -89,19 +106,24 @@ class ConsumerLagProbe:
             if never
             else {}
         )
-        return lag_of(end, committed, earliest)
+        return Reading(asked_at, end, lag_of(end, committed, earliest))
 
     def probe(self) -> None:
         """One reading, reported; a failure reports None and reconnects next time."""
         try:
-            lag = self.read()
+            reading = self.read()
         except Exception as exc:  # whatever fails, the thread must live on and try again
             log.warning("consumer lag not read: %r", exc)
             self._close_admin()
             self._report(None)
             return
         self._last_success = time.monotonic()
-        self._report(lag)
+        self._report(reading.lag)
+        for reader in self._readers:
+            try:
+                reader(reading)
+            except Exception as exc:  # ClickHouse may fail it: the next reading tries again
+                log.warning("consumer lag reading not used: %r", exc)
 
     def _run(self) -> None:
         while not self._stop.is_set():

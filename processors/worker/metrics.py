@@ -35,7 +35,8 @@ FRESHNESS_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 30
 
 class WorkerMetrics:
     """Everything a worker counts. Wire it with `watch(state, clickhouse)`; serve it with
-    `serve(app)`; the consumer-lag probe calls `set_consumer_lag`.
+    `serve(app)`; the consumer-lag probe calls `set_consumer_lag`, and after each of its
+    readings the worker calls `set_complete_through`.
 
     Processors get this object (or its bound `activations_emitted`) to count what they emit:
     the activation processor calls `metrics.activations_emitted(rule, n)` once its
@@ -127,6 +128,15 @@ class WorkerMetrics:
             registry=registry,
         )
         self._lag_labels: set[tuple[str, str]] = set()
+        # Not under the worker's prefix: it says how complete the stored numbers are, which is
+        # what readers of the data (and their alerts) ask, whichever process reports it.
+        self.complete_through = Gauge(
+            "usage_stream_worker_complete_through_seconds",
+            "Receipt time (the collector's receivedAt, unix seconds) before which every event of"
+            " the topic is written by every processor; absent while unknown.",
+            ["topic"],
+            registry=registry,
+        )
         ProcessCollector(registry=registry)
         # Series exist at zero from the start, so rate() and increase() see the first events.
         for counter in (self.batches, self.batch_failures, self.duplicates, self.dead_letters):
@@ -182,6 +192,14 @@ class WorkerMetrics:
         for labels, messages in readings.items():
             self.consumer_lag.labels(*labels).set(messages)
         self._lag_labels = set(readings)
+
+    def set_complete_through(self, topic: str, through: datetime | None) -> None:
+        """The latest `complete_through` read from ClickHouse. None (a partition has no time
+        yet) removes the series: nothing may look complete that is not known to be."""
+        if through is None:
+            self.complete_through.remove(topic)  # nothing to do when it is absent already
+        else:
+            self.complete_through.labels(topic).set(through.timestamp())
 
     def serve(self, app: FastAPI) -> None:
         """Answers GET /metrics on `app` from this registry."""

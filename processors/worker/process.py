@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import faust
@@ -19,14 +19,19 @@ from processors.api.app import create_read_api
 from processors.features.processor import FeatureUsageProcessor
 from processors.health.watch import HealthWatch
 from processors.metering.processor import MeteringProcessor
-from processors.storage.clickhouse import open_clickhouse
+from processors.storage.clickhouse import ClickHouse, open_clickhouse
 from processors.storage.events import ClickHouseEventStore
 from processors.storage.staging import Staging
 from processors.worker.app import AppConfig, WorkerState, build_worker, faust_app
 from processors.worker.batch import Processor
-from processors.worker.lag import ConsumerLagProbe
+from processors.worker.lag import ConsumerLagProbe, Reading
 from processors.worker.metrics import WorkerMetrics
-from processors.worker.written import ClickHouseWrittenOffsets
+from processors.worker.written import (
+    CaughtUp,
+    ClickHouseWrittenOffsets,
+    WrittenOffsets,
+    complete_through,
+)
 from schemas.config import load_config
 from schemas.settings import Settings
 
@@ -51,6 +56,33 @@ def _exit_now() -> None:
     log.warning("not stopped within %.0f s (Kafka down?): exiting now", STOP_SECONDS)
     logging.shutdown()
     os._exit(0)
+
+
+class Completeness:
+    """What the worker learns from each lag reading besides the lag: the receipt time of the
+    partitions it has written to their end, then how complete the numbers are (`latest`, which
+    /metrics and the usage answers give). Runs on the probe's thread; the ClickHouse client
+    serialises it with the batches' writes. `latest` lags the table by up to one reading, which
+    only makes it earlier: nothing is called complete too soon."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clickhouse: ClickHouse,
+        written: WrittenOffsets,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self._topic = settings.events_topic
+        self._clickhouse = clickhouse
+        self._metrics = metrics
+        self._caught_up = CaughtUp(written, timedelta(seconds=settings.receipt_slack_seconds))
+        self.latest: datetime | None = None
+
+    def __call__(self, reading: Reading) -> None:
+        end = {p: offset for (topic, p), offset in reading.end.items() if topic == self._topic}
+        self._caught_up.record(reading.asked_at, end)
+        self.latest = complete_through(self._clickhouse, self._topic, len(end))
+        self._metrics.set_complete_through(self._topic, self.latest)
 
 
 def run_worker(settings: Settings) -> None:
@@ -86,11 +118,14 @@ def run_worker(settings: Settings) -> None:
     state = WorkerState()
     metrics = WorkerMetrics(CollectorRegistry())
     metrics.watch(state, clickhouse)
+    written = ClickHouseWrittenOffsets(clickhouse, settings.events_topic)
+    completeness = Completeness(settings, clickhouse, written, metrics)
     lag = ConsumerLagProbe(
         settings.kafka_bootstrap,
         settings.consumer_group,
         [settings.events_topic],
         metrics.set_consumer_lag,
+        readers=[completeness],
     )
     config = AppConfig(
         app_id=settings.consumer_group,
@@ -100,12 +135,12 @@ def run_worker(settings: Settings) -> None:
         batch_size=settings.sink_batch_size,
         batch_seconds=settings.sink_batch_seconds,
         datadir=str(settings.data_dir / "faust"),
+        receipt_slack=timedelta(seconds=settings.receipt_slack_seconds),
     )
     processors: list[Processor] = [
         MeteringProcessor(clickhouse, product),
         FeatureUsageProcessor(clickhouse, product.features, staging),
     ]
-    written = ClickHouseWrittenOffsets(clickhouse, settings.events_topic)
     app = faust_app(config)
     activation = add_activation(app, settings, clickhouse, product, metrics.activations_emitted)
     steps = [activation.apply] if activation is not None else []
@@ -116,6 +151,7 @@ def run_worker(settings: Settings) -> None:
         settings.tenant_for_read_key(),
         # ready: partitions held, the broker answering, the activation tables restored
         lambda: state.assigned and lag.reachable and not app.in_recovery,
+        lambda: completeness.latest,
     )
     metrics.serve(api)
     lag.start()

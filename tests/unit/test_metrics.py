@@ -290,6 +290,19 @@ def test_consumer_lag_series_follow_the_latest_reading(registry: CollectorRegist
     ) is None  # fmt: skip
 
 
+def test_complete_through_is_a_unix_time_and_absent_while_unknown(
+    registry: CollectorRegistry,
+) -> None:
+    metrics = WorkerMetrics(registry)
+    name = "usage_stream_worker_complete_through_seconds"
+    metrics.set_complete_through("events", None)  # unknown from the start: no series, no error
+    assert registry.get_sample_value(name, {"topic": "events"}) is None
+    metrics.set_complete_through("events", datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=UTC))
+    assert value(registry, name, topic="events") == 1772366400.5
+    metrics.set_complete_through("events", None)
+    assert registry.get_sample_value(name, {"topic": "events"}) is None
+
+
 def test_lag_is_end_minus_commit_or_minus_earliest_when_never_committed() -> None:
     end = {("t", 0): 100, ("t", 1): 50, ("t", 2): 7}
     assert lag_of(end, {("t", 0): 90, ("t", 2): 9}, {("t", 1): 20}) == {
@@ -332,4 +345,5 @@ def test_names_follow_the_conventions(build: Any) -> None:
         elif family.type == "histogram":
             assert family.name.endswith(("_seconds", "_bytes")), family.name
         else:
-            assert family.type == "gauge" and family.name.endswith("_messages"), family.name
+            assert family.type == "gauge", family.name
+            assert family.name.endswith(("_messages", "_seconds")), family.name

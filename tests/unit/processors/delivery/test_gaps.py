@@ -45,6 +45,6 @@ def test_the_batch_and_its_missing_ranges_cover_everything_from_the_point(
 
 def test_progress_only_moves_forward() -> None:
     progress = InMemoryWrittenOffsets()
-    progress.record({0: 10, 1: 4})
-    progress.record({0: 7})  # a late writer of an older batch
+    progress.record({0: 10, 1: 4}, {})
+    progress.record({0: 7}, {})  # a late writer of an older batch
     assert progress.first_unwritten([0, 1, 2]) == {0: 10, 1: 4}
