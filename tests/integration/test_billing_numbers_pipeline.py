@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from processors.metering.calendar import period_end, period_start
-from schemas.config import Billing
+from schemas.config import EXAMPLE_CONFIG, Billing
 from tests.conftest import Stack
 from tests.harness import Service, basic, http, wait_until
 from tests.integration.test_metering_pipeline import usage
@@ -80,9 +80,11 @@ def test_a_late_seat_bills_in_the_open_month_whatever_kills_the_worker(
         assert old[account]["quantity"] == "0" and old[account]["late_events"] == 1
         assert old[account]["adjusted_quantity"] == held(closed_end - day, timedelta(days=1))
     assert wait_until(
-        lambda: rows(worker, stack.read_key, "seat_days", month, now)["by"]
-        .get("steady", {})
-        .get("events"),
+        lambda: (
+            rows(worker, stack.read_key, "seat_days", month, now)["by"]
+            .get("steady", {})
+            .get("events")
+        ),
         30,
     )
     end = period_end(month, UTC_BILLING)
@@ -101,3 +103,51 @@ def test_a_late_seat_bills_in_the_open_month_whatever_kills_the_worker(
     )
     gb = rows(worker, stack.read_key, "storage_gb_hours", month, end)["by"]["late"]
     assert gb["projected_quantity"] == held(8 * (end - month), timedelta(hours=1))
+
+
+def call(when: datetime) -> dict[str, Any]:
+    return track("api_call", "acct-1", when, status=200, endpoint="/v1/search")
+
+
+def test_a_period_is_final_only_once_the_worker_caught_up(stack: Stack) -> None:
+    """The worker is down when the grace period ends, with events received before it waiting in
+    Kafka: the period reads final only once they are folded, and never changes after."""
+    now = datetime.now(UTC)
+    month = period_start(now, UTC_BILLING)
+    closes = now + timedelta(seconds=25)  # last month becomes final then
+    grace = (closes - month) / timedelta(hours=1)
+    text = EXAMPLE_CONFIG.read_text().replace("grace_hours = 72", f"grace_hours = {grace}")
+    assert f"grace_hours = {grace}" in text
+    (stack.home / "usage-stream.toml").write_text(text)
+    stack.env["USAGE_STREAM_CONFIG_FILE"] = str(stack.home / "usage-stream.toml")
+    stack.env["USAGE_STREAM_RECEIPT_SLACK_SECONDS"] = "1"
+    last_month = period_start(month - timedelta(days=1), UTC_BILLING)
+    when = month - timedelta(hours=5)
+    collector = stack.service("collector").start()
+    worker = stack.service("worker").start()
+
+    def read() -> tuple[bool, str | None, str | None]:
+        answer = rows(worker, stack.read_key, "api_calls", last_month, month)
+        row = answer["by"].get("acct-1", {})
+        return answer["final"], row.get("quantity"), row.get("adjusted_quantity")
+
+    try:
+        post(collector, stack.write_key, [call(when) for _ in range(3)])
+        assert wait_until(lambda: read() == (False, "3", "3"), 30)
+        worker.kill()
+        post(collector, stack.write_key, [call(when) for _ in range(4)])  # received in time
+        wait_until(lambda: datetime.now(UTC) > closes + timedelta(seconds=2), 60)
+        post(collector, stack.write_key, [call(when) for _ in range(2)])  # late
+        worker.start(ready_path="/healthz")  # answering, before it holds any partition
+        reads = [read()]
+        assert reads[0] == (False, "3", "3")  # the 4 received in time are still in Kafka
+        assert wait_until(lambda: reads.append(read()) or reads[-1] == (True, "7", "9"), 60)
+        worker.kill()  # and again, right after it said final
+        worker.start(ready_path="/healthz")
+        reads += [read() for _ in range(5)]
+        assert reads[-1] == (True, "7", "9")
+        # every read that said final gave the same invoice; the late ones only adjust it
+        assert {r[1] for r in reads if r[0]} == {"7"}
+    finally:
+        worker.stop()
+        collector.stop()

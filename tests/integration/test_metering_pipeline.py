@@ -154,7 +154,7 @@ def test_a_worker_killed_mid_stream_leaves_quantities_equal_to_the_raw_events(
     worker = stack.service("worker", USAGE_STREAM_SINK_BATCH_SIZE="40")
     worker.start()
     rng = random.Random(13)
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     start, to = now - timedelta(hours=1), now + timedelta(minutes=1)
     events = [api_call(rng, start + timedelta(seconds=rng.uniform(0, 3500)),
                        account=f"acct-{rng.randint(1, 5)}") for _ in range(3000)]  # fmt: skip
@@ -187,7 +187,7 @@ def test_a_worker_killed_inside_its_bulk_batches_counts_every_event_once(
     """A backlog read a whole fetch at a time, in batches of 2,000: each SIGKILL lands while a
     batch is being written (stored, metered, its offsets not yet committed)."""
     rng = random.Random(29)
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     start, to = now - timedelta(hours=1), now + timedelta(minutes=1)
     events = [api_call(rng, start + timedelta(seconds=rng.uniform(0, 3500)),
                        account=f"acct-{rng.randint(1, 9)}") for _ in range(12_000)]  # fmt: skip
@@ -240,7 +240,7 @@ def test_events_committed_past_without_being_handed_over_are_stored_and_metered(
     bootstrap = stack.env["USAGE_STREAM_KAFKA_BOOTSTRAP"]
     topic = stack.env["USAGE_STREAM_EVENTS_TOPIC"]
     rng = random.Random(14)
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     start, to = now - timedelta(hours=1), now + timedelta(minutes=1)
     calls = [{**api_call(rng, now - timedelta(minutes=5)), "properties": {"status": 200}}
              for _ in range(6)]  # fmt: skip
