@@ -65,6 +65,19 @@ class Settings(BaseSettings):
     )
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = Field(default="usage_stream", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # ClickHouse's own default ports: a client or tool set up for a local ClickHouse finds it
+    clickhouse_http_port: int = Field(
+        default=8123,
+        ge=1,
+        le=65535,
+        description="HTTP port of the local server `usage-stream clickhouse start` runs",
+    )
+    clickhouse_tcp_port: int = Field(
+        default=9000,
+        ge=1,
+        le=65535,
+        description="native-protocol port of that server",
+    )
 
     # Tenants and their keys: {"acme": "wk_..."}; a write key maps to exactly one tenant.
     write_keys: dict[str, SecretStr] = Field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""The `usage-stream` command: run the stack, its parts, the local broker and the demo."""
+"""The `usage-stream` command: run the stack, its parts, local Kafka and ClickHouse, the demo."""
 
 from __future__ import annotations
 
@@ -110,6 +110,34 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clickhouse(args: argparse.Namespace) -> int:
+    from usage_stream.clickhouse_server import LocalClickHouse
+
+    settings = _settings()
+    server = LocalClickHouse(
+        settings.data_dir / "clickhouse-server",
+        settings.clickhouse_http_port,
+        settings.clickhouse_tcp_port,
+    )
+    if args.action == "start":
+        server.start()
+        print(
+            f"ClickHouse ready on {server.url} (native protocol on port {server.tcp_port});"
+            f" user {server.user}, password in {server.credentials_file};"
+            f" logs in {server.log_file}\n"
+            f"connect with USAGE_STREAM_CLICKHOUSE_URL={server.dsn} and"
+            f" USAGE_STREAM_CLICKHOUSE_PASSWORD=<the password>"
+        )
+    elif args.action == "stop":
+        server.stop()
+        print("ClickHouse server stopped")
+    else:
+        pid = server.pid()
+        print(f"running (pid {pid}) on {server.url}" if pid else "not running")
+        return 0 if pid else 3
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from usage_stream.stack import up
 
@@ -202,6 +230,16 @@ def parser() -> argparse.ArgumentParser:
     kafka = sub.add_parser("kafka", help="the local single-node Kafka broker")
     kafka.add_argument("action", choices=("fetch", "start", "stop", "status"))
     kafka.set_defaults(func=cmd_kafka)
+
+    clickhouse = sub.add_parser(
+        "clickhouse",
+        help="a local ClickHouse server on the chDB engine, for several processes at once",
+        description="Runs the chDB engine as a server on 127.0.0.1 (data under"
+        " USAGE_STREAM_DATA_DIR/clickhouse-server), reached over HTTP like any ClickHouse"
+        " server. `status` exits 3 when it is not running.",
+    )
+    clickhouse.add_argument("action", choices=("start", "stop", "status"))
+    clickhouse.set_defaults(func=cmd_clickhouse)
 
     config = sub.add_parser(
         "config", help="print the settings (secrets masked) and the meters file, or check them"
