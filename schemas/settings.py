@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,6 +13,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # 29-35) but not the collector (57.5 against 57-60 µs) and took request p99 at half load from
 # 21-27 ms to 42 (README, "Performance"): 5 stays.
 DEFAULT_LINGER_MS = 5
+
+
+# The user clients of the local server log in as (usage_stream.clickhouse_server)
+LOCAL_CLICKHOUSE_USER = "usage_stream"
+
+
+class NoClickHouse(RuntimeError):
+    """Nothing says which ClickHouse to use: no URL and no local server."""
 
 
 class Settings(BaseSettings):
@@ -60,8 +69,10 @@ class Settings(BaseSettings):
     # ClickHouse
     clickhouse_url: str = Field(
         default="",
-        description="chdb:///path for the embedded engine, or http(s)://user@host:port for a"
-        " server. Empty means chdb:///<data_dir>/clickhouse.",
+        description="http(s)://user@host:port of a ClickHouse server (with"
+        " clickhouse_password), or chdb:///path for the engine inside the process (one process"
+        " per directory). Empty means the local server `usage-stream clickhouse start` runs in"
+        " <data_dir>/clickhouse-server, with the password it keeps there.",
     )
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = Field(default="usage_stream", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -146,8 +157,29 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def local_clickhouse_dir(self) -> Path:
+        """Where the local server keeps its data, credentials and log."""
+        return self.data_dir / "clickhouse-server"
+
+    @property
     def clickhouse_dsn(self) -> str:
-        return self.clickhouse_url or f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+        local = f"http://{LOCAL_CLICKHOUSE_USER}@127.0.0.1:{self.clickhouse_http_port}"
+        return self.clickhouse_url or local
+
+    def clickhouse_secret(self) -> str:
+        """The password for `clickhouse_dsn`: `clickhouse_password`, or for the local server
+        the one it generated and keeps in its directory."""
+        if self.clickhouse_url:
+            return self.clickhouse_password.get_secret_value()
+        path = self.local_clickhouse_dir / "credentials.json"
+        try:
+            return str(json.loads(path.read_text())["password"])
+        except (OSError, ValueError, KeyError):
+            raise NoClickHouse(
+                f"no local ClickHouse server in {self.local_clickhouse_dir}: start one with"
+                " `usage-stream clickhouse start` (or `usage-stream up`), or set"
+                " USAGE_STREAM_CLICKHOUSE_URL and USAGE_STREAM_CLICKHOUSE_PASSWORD"
+            ) from None
 
     def tenant_for_write_key(self) -> dict[str, str]:
         """Write key → tenant, the collector's lookup table."""

@@ -15,6 +15,7 @@ from processors.storage.clickhouse import ClickHouse, open_clickhouse
 from schemas.config import EXAMPLE_CONFIG
 from tests.harness import Service
 from usage_stream.broker import LocalBroker
+from usage_stream.clickhouse_server import LocalClickHouse
 from usage_stream.stack import free_port
 
 
@@ -64,7 +65,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(kafka: LocalBroker, tmp_path: Path) -> Stack:
+def stack(kafka: LocalBroker, clickhouse_server: LocalClickHouse, tmp_path: Path) -> Stack:
     tag = uuid.uuid4().hex[:10]
     tenant = "acme"
     write_key, read_key = f"wk_{tag}", f"rk_{tag}"
@@ -81,6 +82,9 @@ def stack(kafka: LocalBroker, tmp_path: Path) -> Stack:
         "USAGE_STREAM_READ_KEYS": json.dumps({tenant: read_key, "other": f"rk_other_{tag}"}),
         "USAGE_STREAM_SINK_BATCH_SECONDS": "0.1",
         "USAGE_STREAM_CONFIG_FILE": str(EXAMPLE_CONFIG),
+        "USAGE_STREAM_CLICKHOUSE_URL": clickhouse_server.dsn,
+        "USAGE_STREAM_CLICKHOUSE_PASSWORD": clickhouse_server.password,
+        "USAGE_STREAM_CLICKHOUSE_DATABASE": f"test_{tag}",
     }
     ensure_topics(kafka.bootstrap, [env["USAGE_STREAM_EVENTS_TOPIC"]], 3)
     return Stack(env, tmp_path, write_key, read_key, tenant)
@@ -105,15 +109,23 @@ def collector(stack: Stack) -> Iterator[Service]:
 
 
 @pytest.fixture(scope="session")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """chDB opens one data directory per process: tests share it, each with its own database."""
-    return tmp_path_factory.mktemp("chdb")
+def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClickHouse]:
+    """One local ClickHouse server for the session, as production has one: the tests, the
+    workers and the CLI are its clients over HTTP, each test in a database of its own."""
+    server = LocalClickHouse(
+        tmp_path_factory.mktemp("clickhouse-server"), http_port=free_port(), tcp_port=free_port()
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def clickhouse(chdb_dir: Path) -> Iterator[ClickHouse]:
+def clickhouse(clickhouse_server: LocalClickHouse) -> Iterator[ClickHouse]:
     database = f"test_{uuid.uuid4().hex[:12]}"
-    clickhouse = open_clickhouse(f"chdb://{chdb_dir}", database)
+    clickhouse = open_clickhouse(clickhouse_server.dsn, database, clickhouse_server.password)
     try:
         yield clickhouse
     finally:

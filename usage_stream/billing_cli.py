@@ -34,7 +34,7 @@ def _open(settings: Settings) -> ClickHouse:
         return open_clickhouse(
             settings.clickhouse_dsn,
             settings.clickhouse_database,
-            settings.clickhouse_password.get_secret_value(),
+            settings.clickhouse_secret(),
         )
     except Exception as exc:
         if settings.clickhouse_dsn.startswith("chdb://"):

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.settings import Settings
+from schemas.settings import NoClickHouse, Settings
 
 
 def _settings() -> Settings:
@@ -82,7 +82,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     client = connect(
         settings.clickhouse_dsn,
         settings.clickhouse_database,
-        settings.clickhouse_password.get_secret_value(),
+        settings.clickhouse_secret(),
     )
     applied = migrate(client)
     print(f"applied {len(applied)} migration(s): {applied}" if applied else "schema is up to date")
@@ -115,7 +115,7 @@ def cmd_clickhouse(args: argparse.Namespace) -> int:
 
     settings = _settings()
     server = LocalClickHouse(
-        settings.data_dir / "clickhouse-server",
+        settings.local_clickhouse_dir,
         settings.clickhouse_http_port,
         settings.clickhouse_tcp_port,
     )
@@ -125,8 +125,8 @@ def cmd_clickhouse(args: argparse.Namespace) -> int:
             f"ClickHouse ready on {server.url} (native protocol on port {server.tcp_port});"
             f" user {server.user}, password in {server.credentials_file};"
             f" logs in {server.log_file}\n"
-            f"connect with USAGE_STREAM_CLICKHOUSE_URL={server.dsn} and"
-            f" USAGE_STREAM_CLICKHOUSE_PASSWORD=<the password>"
+            "every usage-stream command with this USAGE_STREAM_DATA_DIR uses it; other"
+            f" clients connect to {server.dsn} with that password"
         )
     elif args.action == "stop":
         server.stop()
@@ -141,7 +141,9 @@ def cmd_clickhouse(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from usage_stream.stack import up
 
-    return up(_settings(), demo_run=not args.no_demo, stay=not args.exit_after_demo)
+    return up(
+        _settings(), demo_run=not args.no_demo, stay=not args.exit_after_demo, workers=args.workers
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -206,6 +208,14 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--no-demo", action="store_true", help="start the stack without the demo")
     up.add_argument(
         "--exit-after-demo", action="store_true", help="stop everything once the demo has landed"
+    )
+    up.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="workers splitting the partitions of `events`, on USAGE_STREAM_WORKER_PORT and the"
+        " ports after it (default 1)",
     )
     up.set_defaults(func=cmd_up)
 
@@ -352,7 +362,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    result: int = args.func(args)
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    try:
+        result: int = args.func(args)
+    except NoClickHouse as exc:
+        raise SystemExit(str(exc)) from None
+    except OperationalError as exc:  # nothing answers where ClickHouse should be
+        settings = _settings()
+        hint = "" if settings.clickhouse_url else ": start it with `usage-stream clickhouse start`"
+        answer = f"ClickHouse at {settings.clickhouse_dsn} does not answer{hint}\n{exc}"
+        raise SystemExit(answer) from None
     return result
 
 

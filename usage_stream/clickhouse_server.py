@@ -45,11 +45,12 @@ from pathlib import Path
 from types import FrameType
 from typing import ClassVar
 
+from schemas.settings import LOCAL_CLICKHOUSE_USER
 from usage_stream.broker import port_open
 
 log = logging.getLogger(__name__)
 
-USER = "usage_stream"
+USER = LOCAL_CLICKHOUSE_USER
 _MODULE = "usage_stream.clickhouse_server"  # also when run as __main__
 # `default` is the server's own session, and only that one (see the module's docstring).
 _USERS_XML = """<clickhouse>

@@ -25,6 +25,7 @@ from schemas.config import EXAMPLE_CONFIG
 from schemas.settings import Settings
 from usage_stream import demo
 from usage_stream.broker import LocalBroker
+from usage_stream.clickhouse_server import LocalClickHouse
 
 log = logging.getLogger(__name__)
 RESTART = Backoff(base=1.0, cap=30.0)
@@ -38,6 +39,13 @@ def local_broker(settings: Settings) -> LocalBroker:
     first = urlsplit(f"//{settings.kafka_bootstrap.split(',')[0]}")
     port = first.port or 9092
     return LocalBroker(settings.data_dir / "kafka", port=port, controller_port=port + 1)
+
+
+def local_clickhouse(settings: Settings) -> LocalClickHouse:
+    """The local ClickHouse server every process reaches when no URL names another."""
+    return LocalClickHouse(
+        settings.local_clickhouse_dir, settings.clickhouse_http_port, settings.clickhouse_tcp_port
+    )
 
 
 def _is_local(settings: Settings) -> bool:
@@ -111,7 +119,9 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def up(settings: Settings, demo_run: bool = True, stay: bool = True) -> int:
+def up(settings: Settings, demo_run: bool = True, stay: bool = True, workers: int = 1) -> int:
+    """The whole stack; `workers` workers split the partitions of `events` (the first on
+    WORKER_PORT, the next on the ports after it), all clients of one ClickHouse."""
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     env = dict(os.environ)
     write_keys = {t: k.get_secret_value() for t, k in settings.write_keys.items()}
@@ -124,10 +134,27 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True) -> int:
         env["USAGE_STREAM_CONFIG_FILE"] = str(EXAMPLE_CONFIG)
     collector_url = f"http://{settings.collector_host}:{settings.collector_port}"
     worker_url = f"http://{settings.worker_host}:{settings.worker_port}"
+    envs = {"collector": env} | {
+        "worker" if n == 0 else f"worker-{n + 1}": env
+        | {"USAGE_STREAM_WORKER_PORT": str(settings.worker_port + n)}
+        for n in range(workers)
+    }
+    urls = {
+        name: collector_url
+        if name == "collector"
+        else f"http://{settings.worker_host}:{child_env['USAGE_STREAM_WORKER_PORT']}"
+        for name, child_env in envs.items()
+    }
     logs = settings.data_dir / "logs"
     children: dict[str, subprocess.Popen[bytes]] = {}
     with ExitStack() as running:
         try:
+            if not settings.clickhouse_url:
+                server = local_clickhouse(settings)
+                if server.pid() is None:
+                    running.callback(server.stop)
+                print(f"starting ClickHouse on {server.url} …", flush=True)
+                server.start()
             if _is_local(settings):
                 broker = local_broker(settings)
                 if broker.pid() is None:
@@ -140,10 +167,11 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True) -> int:
                 settings.topic_partitions,
             )
             running.callback(_terminate_all, children)
-            for name, url in (("worker", worker_url), ("collector", collector_url)):
-                print(f"starting the {name} on {url} (log: {logs / name}.log) …", flush=True)
-                children[name] = spawn(name, env, logs / f"{name}.log")
-                wait_ready(url, children[name], logs / f"{name}.log", timeout=120)
+            for name, child_env in envs.items():
+                print(f"starting the {name} on {urls[name]} (log: {logs / name}.log) …", flush=True)
+                children[name] = spawn(command_of(name), child_env, logs / f"{name}.log")
+            for name in envs:  # workers of one group start together: they share partitions
+                wait_ready(urls[name], children[name], logs / f"{name}.log", timeout=120)
             print(f"\nstack is up. ClickHouse: {settings.clickhouse_dsn}\n", flush=True)
             if demo_run:
                 demo.run(collector_url, worker_url, write_keys, read_keys)
@@ -153,15 +181,20 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True) -> int:
                     "\nCtrl-C stops everything this command started.",
                     flush=True,
                 )
-                return supervise(children, env, logs)
+                return supervise(children, envs, logs)
         except KeyboardInterrupt:
             print("\nstopping …", flush=True)
     return 0
 
 
+def command_of(name: str) -> str:
+    """The command a child runs: `worker-2` is a worker."""
+    return name.split("-")[0]
+
+
 def supervise(
     children: dict[str, subprocess.Popen[bytes]],
-    env: dict[str, str],
+    envs: dict[str, dict[str, str]],
     logs: Path,
     backoff: Backoff = RESTART,
     poll_seconds: float = 1.0,
@@ -195,4 +228,4 @@ def supervise(
                 flush=True,
             )
             time.sleep(delay)
-            children[name] = spawn(name, env, log_file)
+            children[name] = spawn(command_of(name), envs.get(name, {}), log_file)

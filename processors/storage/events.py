@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -191,17 +191,36 @@ class ClickHouseEventStore:
         # Two flat arrays bind and match about 3x faster than one array of (tenant, id) tuples.
         # They select a superset (an id of one tenant that another tenant of the batch also
         # sent); `originals` looks up exact (tenant, id) keys, so the extra rows change nothing.
-        rows = self._ch.query(
-            "SELECT tenant, message_id, kafka_partition, kafka_offset FROM events"
-            " WHERE tenant IN {tenants:Array(String)} AND message_id IN {ids:Array(String)}"
-            " AND timestamp >= {since:DateTime64(3, 'UTC')}",
-            {
-                "tenants": sorted({d.event.tenant for d in batch}),
-                "ids": list({d.event.message_id for d in batch}),
-                "since": since,
-            },
-        )
-        return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
+        tenants = sorted({d.event.tenant for d in batch})
+        found: dict[tuple[str, str], tuple[int, int]] = {}
+        for ids in _chunks(list({d.event.message_id for d in batch})):
+            rows = self._ch.query(
+                "SELECT tenant, message_id, kafka_partition, kafka_offset FROM events"
+                " WHERE tenant IN {tenants:Array(String)} AND message_id IN {ids:Array(String)}"
+                " AND timestamp >= {since:DateTime64(3, 'UTC')}",
+                {"tenants": tenants, "ids": ids, "since": since},
+            )
+            found |= {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
+        return found
+
+
+# A ClickHouse server takes a query parameter of at most 128 KiB (http_max_field_value_size):
+# a batch's ids go in parts under that, quotes and commas included.
+PARAMETER_BYTES = 96 * 1024
+
+
+def _chunks(ids: list[str]) -> Iterator[list[str]]:
+    part: list[str] = []
+    size = 0
+    for id_ in ids:
+        length = len(id_.encode()) * 2 + 3  # escaped at worst, quoted, a comma
+        if part and size + length > PARAMETER_BYTES:
+            yield part
+            part, size = [], 0
+        part.append(id_)
+        size += length
+    if part:
+        yield part
 
 
 class InMemoryEventStore:

@@ -87,11 +87,12 @@ class Completeness:
 
 def run_worker(settings: Settings) -> None:
     """Faust consumes on the main thread; the read API answers from a thread beside it, on the
-    same ClickHouse client (with chDB, only this process may open the data directory)."""
+    same ClickHouse client (with chDB in the process, only it may open the data directory)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust keeps its tables there
     clickhouse = open_clickhouse(
         settings.clickhouse_dsn,
         settings.clickhouse_database,
-        settings.clickhouse_password.get_secret_value(),
+        settings.clickhouse_secret(),
     )
     when_kafka_answers(
         settings.kafka_bootstrap,

@@ -4,7 +4,6 @@ data directory over HTTP, no way in without the password, stops and restarts kee
 from __future__ import annotations
 
 import base64
-import json
 import os
 import signal
 import socket
@@ -283,12 +282,8 @@ def test_the_cli(tmp_path: Path) -> None:
         assert server.password not in started.stdout + started.stderr
         status = cli("clickhouse", "status")
         assert status.returncode == 0 and f"pid {server.pid()}" in status.stdout
-        # the README's recipe: the URL it prints, the password from the credentials file
-        url = started.stdout.split("USAGE_STREAM_CLICKHOUSE_URL=")[1].split()[0]
-        password = json.loads(server.credentials_file.read_text())["password"]
-        migrated = cli(
-            "migrate", USAGE_STREAM_CLICKHOUSE_URL=url, USAGE_STREAM_CLICKHOUSE_PASSWORD=password
-        )
+        # the README's recipe: any command with the same data directory finds it, no URL given
+        migrated = cli("migrate")
         assert migrated.returncode == 0, migrated.stderr
         assert "applied" in migrated.stdout
         assert query(server, "SELECT count() > 0 FROM usage_stream.schema_migrations") == (200, "1")
@@ -297,3 +292,6 @@ def test_the_cli(tmp_path: Path) -> None:
     assert stopped.returncode == 0
     assert cli("clickhouse", "status").returncode == 3
     assert server.pid() is None
+    # with the server stopped, a command says what to start instead of a connection error
+    refused = cli("migrate")
+    assert refused.returncode != 0 and "usage-stream clickhouse start" in refused.stderr

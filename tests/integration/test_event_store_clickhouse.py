@@ -130,3 +130,15 @@ def test_the_filters_of_every_held_partition_load_with_the_first_batch(
         assert after.store([*copies, *fresh]) == fresh
     assert counting.loads == 3
     assert clickhouse.query("SELECT count() FROM events")[0][0] == 60 + 5 + 8
+
+
+def test_a_batch_of_ten_thousand_copies_is_looked_up_on_a_server(clickhouse: ClickHouse) -> None:
+    """A server takes a query parameter of at most 128 KiB: 10,000 ids of 36 characters are
+    looked up in parts, and every copy is found."""
+    store, _ = store_of(clickhouse)
+    batch = deliveries(10_000)
+    assert len(store.store(batch)) == 10_000
+    copies = [Delivery(d.event, 0, d.offset + 10_000) for d in batch]  # sent again: new offsets
+    assert (
+        ClickHouseEventStore(clickhouse, timedelta(days=35), clock=lambda: NOW).store(copies) == []
+    )

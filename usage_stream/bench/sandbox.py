@@ -133,11 +133,13 @@ class BenchStack:
         return self._spawn(f"collector-{index}", self._command("collector"), env, url)
 
     def worker(self, group: str, name: str = "worker") -> Process:
-        """A worker with a data directory of its own, named after it."""
+        """A worker with a data directory of its own, named after it, and the engine inside the
+        process there, as the copier it is compared with has."""
         port = free_port()
         env = {
             **self.env,
             "USAGE_STREAM_DATA_DIR": str(self.home / name),
+            "USAGE_STREAM_CLICKHOUSE_URL": self.worker_dsn(name),
             "USAGE_STREAM_WORKER_PORT": str(port),
             "USAGE_STREAM_CONSUMER_GROUP": group,
         }
