@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from processors.windows import to_minute
+
 # What a product's users do, with how often each happens on an active day.
 FEATURES = {
     "report_created": 1.5,
@@ -197,13 +199,14 @@ def stored_count(worker_url: str, read_key: str, since: datetime) -> int:
 def print_meters(
     worker_url: str, read_key: str, tenant: str, start: datetime, to: datetime
 ) -> None:
-    """Each meter's quantity over the demo's days, all customers together, from the usage API."""
+    """Each meter's quantity over the demo's days, all customers together, from the usage API.
+    The range is on whole minutes: per-minute meters answer no other."""
+    start, to = to_minute(start), to_minute(to) + timedelta(minutes=1)
     print(f"\n  tenant {tenant}: meters from {start:%Y-%m-%d} to {to:%Y-%m-%d %H:%M} UTC")
     for meter in get_json(f"{worker_url}/v1/meters", read_key):
         query = urllib.parse.urlencode(
-            {"from": start.isoformat(), "to": (to + timedelta(minutes=1)).isoformat(),
-             "by_customer": "false"}
-        )  # fmt: skip
+            {"from": start.isoformat(), "to": to.isoformat(), "by_customer": "false"}
+        )
         answer = get_json(f"{worker_url}/v1/meters/{meter['name']}/usage?{query}", read_key)
         quantity = answer["data"][0]["quantity"] if answer["data"] else "0"
         print(f"    {meter['name']:<20} {quantity:>14} {meter['unit']}")
