@@ -14,8 +14,9 @@ class ApiError(BaseModel):
 
 ERRORS = {
     400: f"A value this API cannot answer for: a time out of range (give one {RANGE}),"
-    " `from` not before `to`, a billing period that is not YYYY-MM, an unknown time zone, a"
-    " cursor it did not give out",
+    " `from` not before `to`, a range off a meter's grid (whole minutes; milliseconds for"
+    " held meters), a billing period that is not YYYY-MM, an unknown time zone, a cursor it did"
+    " not give out",
     401: "No read key, or one no tenant holds: send `Authorization: Bearer <key>`",
     404: "No meter or activation rule of that name",
 }

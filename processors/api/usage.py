@@ -102,7 +102,7 @@ def usage_router(
         params.in_range(**{"from": start, "to": to})
         if start >= to:
             raise HTTPException(400, "`from` must be before `to`")
-        now, through = datetime.now(UTC), complete_through()
+        now, through = _now(), complete_through()
         try:
             rows = await asyncio.to_thread(
                 query_usage, clickhouse, tenant, meter, config.billing, start, to, window,
@@ -138,7 +138,7 @@ def usage_router(
     ) -> dict[str, Any]:
         start, to = params.billing_period(period, config.billing)
         meter_index, offset = params.uncursor(cursor)
-        now, through = datetime.now(UTC), complete_through()
+        now, through = _now(), complete_through()
         page: list[ExportRow] = []
         next_cursor = None
         while meter_index < len(config.meters) and len(page) < limit:
@@ -172,6 +172,12 @@ def usage_router(
         }
 
     return router
+
+
+def _now() -> datetime:
+    """The clock to the millisecond: what held quantities are held up to, and `as_of` says."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _time(moment: datetime | None) -> str | None:
