@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -37,6 +38,8 @@ def zone(name: str) -> ZoneInfo:
 def billing_period(text: str, billing: Billing) -> tuple[datetime, datetime]:
     """[start, end) of the billing month `text` (YYYY-MM) in the billing zone, or 400."""
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}", text):
+            raise ValueError(text)
         month = datetime.strptime(text, "%Y-%m")
     except ValueError:
         raise HTTPException(400, f"period {text!r}: give a month as YYYY-MM") from None
@@ -55,15 +58,28 @@ def cursor(position: int, offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps([position, offset]).encode()).decode()
 
 
-def uncursor(text: str | None) -> tuple[int, int]:
-    """The (position, offset) a cursor holds; (0, 0) for none; 400 for one not given out."""
+# A cursor's numbers: which item of a short list, and how far into it (a page offset).
+MAX_CURSOR = 10**9
+
+
+def uncursor(text: str | None, positions: int) -> tuple[int, int]:
+    """The (position, offset) a cursor holds; (0, 0) for none; 400 for anything this API does
+    not give out: two whole numbers, a position below `positions`, an offset not negative."""
     if not text:
         return 0, 0
     try:
-        position, offset = json.loads(base64.urlsafe_b64decode(text.encode()))
-        return int(position), int(offset)
-    except (ValueError, TypeError):
-        raise HTTPException(400, "cursor is not one this API gave out") from None
+        found = json.loads(base64.urlsafe_b64decode(text.encode()))
+    except ValueError:
+        found = None
+    if (
+        isinstance(found, list)
+        and len(found) == 2
+        and all(type(n) is int for n in found)
+        and 0 <= found[0] < positions
+        and 0 <= found[1] <= MAX_CURSOR
+    ):
+        return found[0], found[1]
+    raise HTTPException(400, "cursor is not one this API gave out")
 
 
 def last_days(days: int, to: datetime | None) -> tuple[datetime, datetime]:

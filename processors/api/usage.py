@@ -137,7 +137,7 @@ def usage_router(
         cursor: str | None = None,
     ) -> dict[str, Any]:
         start, to = params.billing_period(period, config.billing)
-        meter_index, offset = params.uncursor(cursor)
+        meter_index, offset = params.uncursor(cursor, len(config.meters))
         now, through = _now(), complete_through()
         page: list[ExportRow] = []
         next_cursor = None

@@ -72,3 +72,41 @@ def test_times_that_are_not_times_are_a_422_naming_the_parameter(
     assert response.status_code == 422, response.text
     [error] = response.json()["detail"]
     assert error["loc"][0] == "query" and error["loc"][1] in path
+
+
+def cursor_of(value: object) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "period=2026-1",  # YYYY-MM only
+        "period=2026-1-1",
+        *(
+            f"period=2026-03&cursor={cursor_of(forged)}"
+            for forged in (
+                [-10, 0],
+                [0, 1e400],
+                [0, 10**30],
+                [-1, 0],
+                [0, -1],
+                [0.5, 0],
+                [True, True],
+                [99, 0],
+                {"a": 1},
+                "x",
+            )
+        ),
+        "period=2026-03&cursor=not-base64!",
+    ],
+)
+def test_a_period_or_cursor_not_given_out_is_a_400(clickhouse: ClickHouse, query: str) -> None:
+    product = load_config(EXAMPLE_CONFIG)
+    client = TestClient(create_read_api(clickhouse, product, {"rk": "acme"}, lambda: True))
+    response = client.get(f"/v1/usage/export?{query}", headers={"Authorization": "Bearer rk"})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/json")
