@@ -21,11 +21,12 @@ def read_key_tenant(tenants_by_read_key: Mapping[str, str]) -> Callable[..., str
         key = credentials.credentials.strip() if credentials is not None else ""
         tenant = tenants_by_read_key.get(key)
         if tenant is None:
-            raise HTTPException(
-                401,
-                "send a read key as 'Authorization: Bearer <key>'",
-                headers={"WWW-Authenticate": "Bearer"},
+            why = (
+                "this read key is not known: check it (a write key is not a read key)"
+                if key
+                else "send a read key as 'Authorization: Bearer <key>'"
             )
+            raise HTTPException(401, why, headers={"WWW-Authenticate": "Bearer"})
         return tenant
 
     return tenant_of

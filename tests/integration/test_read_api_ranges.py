@@ -110,3 +110,13 @@ def test_a_period_or_cursor_not_given_out_is_a_400(clickhouse: ClickHouse, query
     response = client.get(f"/v1/usage/export?{query}", headers={"Authorization": "Bearer rk"})
     assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith("application/json")
+
+
+def test_a_missing_and_an_unknown_read_key_are_told_apart(clickhouse: ClickHouse) -> None:
+    product = load_config(EXAMPLE_CONFIG)
+    client = TestClient(create_read_api(clickhouse, product, {"rk": "acme"}, lambda: True))
+    missing = client.get("/v1/meters")
+    unknown = client.get("/v1/meters", headers={"Authorization": "Bearer rk-typo"})
+    assert (missing.status_code, unknown.status_code) == (401, 401)
+    assert "send a read key" in missing.json()["detail"]
+    assert "not known" in unknown.json()["detail"]
