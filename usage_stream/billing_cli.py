@@ -6,7 +6,7 @@ import argparse
 from datetime import UTC, datetime
 
 from processors.storage.clickhouse import ClickHouse, open_clickhouse
-from schemas.config import ConfigError, ProductConfig, load_config
+from schemas.config import EXAMPLE_CONFIG, ConfigError, ProductConfig, load_config
 from schemas.settings import Settings
 from usage_stream.progress import ProgressBar
 
@@ -46,23 +46,35 @@ def _open(settings: Settings) -> ClickHouse:
 
 
 def _config(settings: Settings, meters: list[str] | None) -> ProductConfig:
+    """The meters to recompute: of USAGE_STREAM_CONFIG_FILE, or of the example configuration
+    `usage-stream up` runs with when none is set."""
     try:
-        config = load_config(settings.config_file)
+        config = load_config(settings.config_file or EXAMPLE_CONFIG)
     except ConfigError as exc:
         raise SystemExit(exc.report()) from None
     if not config.meters:
-        raise SystemExit("no meters configured: set USAGE_STREAM_CONFIG_FILE")
+        raise SystemExit(f"no meters in {settings.config_file}: define some first")
     if meters:
         unknown = sorted(set(meters) - {m.name for m in config.meters})
         if unknown:
-            raise SystemExit(f"unknown meter(s): {', '.join(unknown)}")
+            known = ", ".join(m.name for m in config.meters)
+            raise SystemExit(f"unknown meter(s): {', '.join(unknown)}; the meters are: {known}")
         config = config.model_copy(
             update={"meters": [m for m in config.meters if m.name in meters]}
         )
     return config
 
 
+def _forward(args: argparse.Namespace) -> None:
+    if args.start >= args.to:
+        raise SystemExit(
+            f"--from {args.start.isoformat()} is not before --to {args.to.isoformat()}:"
+            " give the range [from, to) in that order"
+        )
+
+
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    _forward(args)
     config = _config(settings, args.meter)
     clickhouse = _open(settings)
     from processors.metering.recompute import backfill
@@ -77,6 +89,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    _forward(args)
     config = _config(settings, args.meter)
     clickhouse = _open(settings)
     from processors.metering.recompute import reconcile
