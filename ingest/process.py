@@ -38,6 +38,11 @@ def run_collector(settings: Settings) -> None:
     # Rejected events go to the invalid topic; create it (and the events topic) if Kafka is up,
     # in the background, since the collector also starts, not ready, while Kafka is down.
     threading.Thread(target=_ensure_topics_quietly, args=(settings,), daemon=True).start()
+    if not settings.write_keys:  # said once, by the process that starts the others
+        log.warning(
+            "no write keys: every request will be answered 401. Set USAGE_STREAM_WRITE_KEYS,"
+            ' e.g. \'{"acme": "wk_..."}\''
+        )
     processes = settings.collector_processes or os.cpu_count() or 1
     # no access log: a line per request was ~2% of the collector's CPU at full load, and
     # /metrics counts requests by path and status; errors are still logged
