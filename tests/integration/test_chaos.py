@@ -79,12 +79,15 @@ def seconds_until(check: object, timeout: float) -> float:
 
 
 def test_kills_of_every_part_lose_nothing_and_count_nothing_twice(
-    stack: Stack, private_broker: LocalBroker
+    stack: Stack, private_broker: LocalBroker, request: pytest.FixtureRequest
 ) -> None:
     began = datetime.now(UTC)
     on_private = {"USAGE_STREAM_KAFKA_BOOTSTRAP": private_broker.bootstrap}
     collector = collector_on(stack, private_broker)
-    worker = stack.service("worker", **on_private).start()
+    request.addfinalizer(collector.stop)  # whichever step fails, nothing is left running
+    worker = stack.service("worker", **on_private)
+    request.addfinalizer(worker.stop)
+    worker.start()
     clients = [Client(stack.write_key, collector.url, flush_at=20, flush_interval=0.1,
                       backoff=EAGER) for _ in range(SENDERS)]  # fmt: skip
     sent: list[list[str]] = [[] for _ in clients]
