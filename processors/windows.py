@@ -95,6 +95,12 @@ def to_minute(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+def to_millisecond(moment: datetime) -> datetime:
+    """Held reports are kept to the millisecond (DateTime64(3)): a moment cut to it, in UTC."""
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def as_utc(moment: datetime) -> datetime:
     """A time read back from ClickHouse (naive means UTC) as an aware UTC datetime."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

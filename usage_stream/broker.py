@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from usage_stream.local_process import port_open, reap, spawn
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,6 @@ def fetch_jars(cache: Path = DEFAULT_CACHE) -> Path:
         raise BrokerError(f"mvn could not fetch the Kafka jars:\n{result.stdout}{result.stderr}")
     marker.touch()
     return libs
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
 
 
 def _alive(pid: int) -> bool:
@@ -162,15 +156,11 @@ class LocalBroker:
         libs = fetch_jars(self.cache)
         properties = self._configure()
         self._format(libs, properties)
-        with self.log_file.open("ab") as out:
-            process = subprocess.Popen(
-                self._java(libs, "kafka.Kafka", str(properties), heap=self.heap),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
-            )
-        self.pid_file.write_text(str(process.pid))
+        process = spawn(
+            self._java(libs, "kafka.Kafka", str(properties), heap=self.heap),
+            self.log_file,
+            self.pid_file,
+        )
         try:
             self.wait_ready(timeout, process)
         except BrokerError:
@@ -210,16 +200,10 @@ class LocalBroker:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
+            reap(pid)
             time.sleep(0.2)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
-        _reap(pid)
+        reap(pid)
         self.pid_file.unlink(missing_ok=True)
         log.info("Kafka broker stopped")
-
-
-def _reap(pid: int) -> None:
-    """Collect our own child's exit status so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)

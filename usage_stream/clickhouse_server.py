@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import errno
 import hashlib
 import json
@@ -46,7 +45,7 @@ from types import FrameType
 from typing import ClassVar
 
 from schemas.settings import LOCAL_CLICKHOUSE_USER
-from usage_stream.broker import port_open
+from usage_stream.local_process import port_open, reap, spawn
 
 log = logging.getLogger(__name__)
 
@@ -162,15 +161,7 @@ class LocalClickHouse:
         _credentials(self.credentials_file)  # before the server reads it
         command = [sys.executable, "-m", _MODULE, "serve", str(self.directory.resolve())]
         command += ["--http-port", str(self.http_port), "--tcp-port", str(self.tcp_port)]
-        with self.log_file.open("ab") as out:
-            process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
-            )
-        self.pid_file.write_text(str(process.pid))
+        process = spawn(command, self.log_file, self.pid_file)
         try:
             self.wait_ready(timeout, process)
         except ClickHouseServerError:
@@ -216,12 +207,12 @@ class LocalClickHouse:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _is_server(pid, self.directory) and time.monotonic() < deadline:
-            _reap(pid)
+            reap(pid)
             time.sleep(0.05)
         if _is_server(pid, self.directory):
             log.warning("the ClickHouse server did not stop within %.0fs: killing it", timeout)
             os.kill(pid, signal.SIGKILL)
-        _reap(pid)
+        reap(pid)
         self.pid_file.unlink(missing_ok=True)
         log.info("ClickHouse server stopped")
 
@@ -247,12 +238,6 @@ def _is_server(pid: int, directory: Path) -> bool:
         return False
     expected = [_MODULE, "serve", str(directory.resolve())]
     return all(arg.encode() in argv for arg in expected)
-
-
-def _reap(pid: int) -> None:
-    """Collect our own child's exit status so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 # The server process.
@@ -302,7 +287,10 @@ def serve(directory: Path, http_port: int, tcp_port: int) -> int:
         args=(
             "SYSTEM START LISTEN TCP; SYSTEM START LISTEN HTTP;"
             f" SELECT count() FROM file('{_quote(fifo)}', 'LineAsString') FORMAT Null;"
-            " SYSTEM STOP LISTEN HTTP; SYSTEM STOP LISTEN TCP",
+            " SYSTEM STOP LISTEN HTTP; SYSTEM STOP LISTEN TCP;"
+            # requests already read when the listeners stopped still log in: while this
+            # session lasts, as `default` they are refused
+            " SELECT sleep(1) FORMAT Null",
             "TabSeparated",  # the default HTTP format: clickhouse-connect needs this one
         ),
         kwargs={"path": str(data)},

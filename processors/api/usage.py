@@ -13,7 +13,7 @@ from processors.api.errors import answers
 from processors.metering.calendar import is_final
 from processors.metering.query import UsageWindow, query_usage
 from processors.storage.clickhouse import ClickHouse
-from processors.windows import Window
+from processors.windows import Window, to_millisecond
 from schemas.config import ProductConfig
 from schemas.events import WireTime
 from schemas.meters import Meter
@@ -176,8 +176,7 @@ def usage_router(
 
 def _now() -> datetime:
     """The clock to the millisecond: what held quantities are held up to, and `as_of` says."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return to_millisecond(datetime.now(UTC))
 
 
 def _time(moment: datetime | None) -> str | None:

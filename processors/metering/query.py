@@ -18,7 +18,14 @@ from processors.metering.calendar import is_final
 from processors.metering.fold import SCALE, TABLE
 from processors.metering.held_query import Asked, HeldWindow, query_held
 from processors.storage.clickhouse import ClickHouse
-from processors.windows import Window, to_minute, unix_time, window_end, window_start_sql
+from processors.windows import (
+    Window,
+    to_millisecond,
+    to_minute,
+    unix_time,
+    window_end,
+    window_start_sql,
+)
 from schemas.config import Billing
 from schemas.meters import HELD, Aggregation, Meter
 
@@ -94,8 +101,7 @@ def query_usage(
     """`now`: held quantities are held up to it (default: the clock); `complete_through`: the
     receipt time through which every event is folded, which decides `final`."""
     zone = zone or ZoneInfo("UTC")
-    now = now or datetime.now(UTC)
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # held to the millisecond
+    now = to_millisecond(now or datetime.now(UTC))  # what held quantities are held up to
     on_grid(meter, start, to)
     start, to = start.astimezone(UTC), to.astimezone(UTC)
     group_by = group_by or []

@@ -146,7 +146,8 @@ def test_no_moment_at_start_or_stop_lets_default_in(tmp_path: Path) -> None:
         for thread in hammers:
             thread.join(10)
     assert answered == []
-    assert refused and all(b"USER_SESSION_LIMIT_EXCEEDED" in body for body in refused)
+    # refused by the session limit, or (a request read as the listeners stop) with no answer
+    assert refused and all(b"USER_SESSION_LIMIT_EXCEEDED" in body or not body for body in refused)
 
 
 def native_hello(port: int, user: str, password: str) -> bytes:
