@@ -156,6 +156,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"http://{settings.worker_host}:{settings.worker_port}",
         {t: k.get_secret_value() for t, k in settings.write_keys.items()} or write,
         {t: k.get_secret_value() for t, k in settings.read_keys.items()} or read,
+        data_dir=settings.data_dir,
     )
     return 0
 
@@ -193,6 +194,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if report["exactness"]["exact"] else 1
 
 
+def _up_epilog() -> str:
+    """What `up` reads, with the defaults the settings really have."""
+    from schemas.config import EXAMPLE_CONFIG
+    from schemas.settings import Settings
+
+    default = {name: field.default for name, field in Settings.model_fields.items()}
+    return f"""\
+what it uses (environment variables, defaults in brackets):
+  USAGE_STREAM_CONFIG_FILE       meters, rules, health  [{EXAMPLE_CONFIG.name}, shipped]
+  USAGE_STREAM_DATA_DIR          ClickHouse data, broker files, logs, the demo's anchor
+                                 [{default["data_dir"]}]
+  USAGE_STREAM_KAFKA_BOOTSTRAP   the broker; a local one listens there, its controller on
+                                 port + 1  [{default["kafka_bootstrap"]}]
+  USAGE_STREAM_CLICKHOUSE_HTTP_PORT, USAGE_STREAM_CLICKHOUSE_TCP_PORT
+                                 the local ClickHouse server  [{default["clickhouse_http_port"]},\
+ {default["clickhouse_tcp_port"]}]
+  USAGE_STREAM_COLLECTOR_PORT    the collector  [{default["collector_port"]}]
+  USAGE_STREAM_WORKER_PORT       the first worker's read API; the next ones take the ports
+                                 after it  [{default["worker_port"]}]
+  USAGE_STREAM_WRITE_KEYS, USAGE_STREAM_READ_KEYS
+                                 tenants' keys as JSON  [the demo's: wk_demo_acme, rk_demo_acme…]
+`usage-stream config` prints every setting in force."""
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="usage-stream",
@@ -203,7 +228,14 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser(
-        "up", help="start Kafka, the worker and the collector locally, run the demo"
+        "up",
+        help="start Kafka, the worker and the collector locally, run the demo",
+        description="Starts a local ClickHouse server and Kafka broker (unless\n"
+        "USAGE_STREAM_CLICKHOUSE_URL or a remote USAGE_STREAM_KAFKA_BOOTSTRAP points elsewhere),\n"
+        "the worker(s) and the collector, then sends the demo's events. Ctrl-C (SIGINT) or\n"
+        "SIGTERM stops everything it started.",
+        epilog=_up_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     up.add_argument("--no-demo", action="store_true", help="start the stack without the demo")
     up.add_argument(

@@ -12,8 +12,10 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from processors.windows import to_minute
@@ -30,6 +32,13 @@ ENDPOINTS = ("/v1/search", "/v1/ingest", "/v1/reports", "/v1/users")
 
 DEMO_TENANTS = ("acme", "globex", "initech")
 
+# Every demo event's messageId is a name in this namespace: the same demo, sent twice, is the
+# same events twice, which the worker stores and counts once.
+ID_NAMESPACE = uuid.UUID("5d3c6a1e-9a53-4f4e-8f38-0c1a5e7d2b10")
+# The moment the demo's data ends, kept beside the data it was sent to, so a second run sends
+# exactly the same events (same times, same ids) instead of a second copy.
+ANCHOR_FILE = "demo-anchor"
+
 
 def demo_keys() -> tuple[dict[str, str], dict[str, str]]:
     """Write and read keys for the demo tenants, used when none are configured."""
@@ -44,8 +53,27 @@ class Plan:
     seed: int = 7
 
 
+def anchor(data_dir: Path | None) -> tuple[datetime, bool]:
+    """When the demo's data ends, and whether a run before this one chose it: the time kept in
+    `data_dir`, or this minute kept there for the next run. Without a directory, this minute."""
+    now = to_minute(datetime.now(UTC))  # every demo event is before it: a range may end there
+    if data_dir is None:
+        return now, False
+    path = data_dir / ANCHOR_FILE
+    try:
+        return datetime.fromisoformat(path.read_text().strip()), True
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        print(f"{path} does not hold a time; starting the demo's data anew")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(now.isoformat() + "\n")
+    return now, False
+
+
 def generate(tenant: str, plan: Plan, now: datetime) -> list[dict[str, Any]]:
-    """Signups, then feature use and API calls over simulated days; every event with a messageId."""
+    """Signups, then feature use and API calls over simulated days up to `now`; the same
+    arguments give the same events, each with a messageId of its own."""
     rng = random.Random(f"{plan.seed}:{tenant}")
     start = now - timedelta(days=plan.days)
     events: list[dict[str, Any]] = []
@@ -63,6 +91,9 @@ def generate(tenant: str, plan: Plan, now: datetime) -> list[dict[str, Any]]:
             events.extend(_activity(rng, user, account, joined, now))
         events.extend(_storage_reports(rng, f"{account}-user-0", account, signup, now))
     events.sort(key=lambda e: e["timestamp"])
+    for index, event in enumerate(events):
+        name = f"{plan.seed}:{tenant}:{now.isoformat()}:{index}"
+        event["messageId"] = str(uuid.uuid5(ID_NAMESPACE, name))
     return events
 
 
@@ -143,7 +174,6 @@ def _properties(rng: random.Random, name: str) -> dict[str, Any]:
 def _call(kind: str, user: str, account: str, when: datetime, **fields: Any) -> dict[str, Any]:
     return {
         "type": kind,
-        "messageId": str(uuid.uuid4()),
         "userId": user,
         "groupId": account,
         "timestamp": when.isoformat().replace("+00:00", "Z"),
@@ -187,21 +217,29 @@ def get_json(url: str, read_key: str) -> Any:
 
 
 def counts(worker_url: str, read_key: str, since: datetime) -> list[dict[str, Any]]:
-    """Stored events per name, of those received since the demo began."""
+    """Stored events per name, of those received since `since`."""
     query = urllib.parse.urlencode({"received_since": since.isoformat()})
     return list(get_json(f"{worker_url}/v1/events/counts?{query}", read_key))
 
 
-def stored_count(worker_url: str, read_key: str, since: datetime) -> int:
-    return sum(int(row["events"]) for row in counts(worker_url, read_key, since))
+def stored_ids(worker_url: str, read_key: str, ids: Iterable[str]) -> set[str]:
+    """Which of these messageIds the worker has stored, asked a few hundred at a time."""
+    ids, found = list(ids), set[str]()
+    for i in range(0, len(ids), 200):
+        chunk = ids[i : i + 200]
+        query = urllib.parse.urlencode({"message_id": chunk, "limit": len(chunk)}, doseq=True)
+        rows = get_json(f"{worker_url}/v1/events?{query}", read_key)
+        found.update(row["message_id"] for row in rows)
+    return found
 
 
 def print_meters(
     worker_url: str, read_key: str, tenant: str, start: datetime, to: datetime
 ) -> None:
     """Each meter's quantity over the demo's days, all customers together, from the usage API.
-    The range is on whole minutes: per-minute meters answer no other."""
-    start, to = to_minute(start), to_minute(to) + timedelta(minutes=1)
+    The range is on whole minutes (per-minute meters answer no other) and in the past, so held
+    meters answer the same whenever they are asked."""
+    start, to = to_minute(start), to_minute(to)
     print(f"\n  tenant {tenant}: meters from {start:%Y-%m-%d} to {to:%Y-%m-%d %H:%M} UTC")
     for meter in get_json(f"{worker_url}/v1/meters", read_key):
         query = urllib.parse.urlencode(
@@ -240,8 +278,13 @@ def print_health(worker_url: str, read_key: str, tenant: str) -> None:
         if exc.code == 404:  # no [health] section
             return
         raise
-    print(f"\n  tenant {tenant}: least healthy accounts (at risk below {answer['threshold']:g})")
-    for account in answer["accounts"]:
+    accounts = answer["accounts"]
+    at_risk = sum(1 for a in accounts if a["below_threshold"])
+    print(
+        f"\n  tenant {tenant}: the {len(accounts)} lowest health scores (0-100; an account is at"
+        f" risk below {answer['threshold']:g}: {at_risk} of these {len(accounts)} are)"
+    )
+    for account in accounts:
         parts = "  ".join(f"{k} {v:g}" for k, v in account["components"].items())
         print(f"    {account['account']:<20} {account['score']:>5.1f}   {parts}")
 
@@ -253,37 +296,49 @@ def run(
     read_keys: dict[str, str],
     plan: Plan = Plan(),
     wait_seconds: float = 60.0,
+    data_dir: Path | None = None,
 ) -> dict[str, Counter[str]]:
-    """Send every tenant's stream, wait until ClickHouse holds it all, print what landed."""
-    now = datetime.now(UTC)
-    sent: dict[str, int] = {}
+    """Send every tenant's stream, wait until ClickHouse holds it all, print what landed.
+    With `data_dir`, a second run sends the same events as the first (see `anchor`)."""
+    began = datetime.now(UTC)
+    now, again = anchor(data_dir)
+    if again:
+        print(
+            f"the demo's data ends at {now:%Y-%m-%d %H:%M} UTC, as when it was first sent (kept in"
+            f" {data_dir / ANCHOR_FILE if data_dir else ''}): sending the same events again,"
+            " which adds nothing; remove that file for new data"
+        )
+    sent: dict[str, list[str]] = {}
     for tenant, key in write_keys.items():
         events = generate(tenant, plan, now)
         for i in range(0, len(events), 100):
             post_batch(collector_url, key, events[i : i + 100])
-        sent[tenant] = len(events)
+        sent[tenant] = [e["messageId"] for e in events]
         print(f"sent {len(events):>6} events for tenant {tenant}")
     before = time.monotonic()
     deadline = before + wait_seconds
-    stored = {tenant: 0 for tenant in sent}
-    while time.monotonic() < deadline:
-        stored = {t: stored_count(worker_url, read_keys[t], now) for t in sent}
-        if all(stored[t] >= sent[t] for t in sent):
+    stored: dict[str, set[str]] = {tenant: set() for tenant in sent}
+    while True:
+        for t, ids in sent.items():
+            stored[t] |= stored_ids(worker_url, read_keys[t], set(ids) - stored[t])
+        if all(len(stored[t]) == len(sent[t]) for t in sent) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     print(f"\nin ClickHouse after {time.monotonic() - before:.1f}s:")
+    # what was received since the demo's data was first sent: this run's, or the first run's
+    since = min(began, now)
     landed: dict[str, Counter[str]] = {}
     for tenant in sent:
-        rows = counts(worker_url, read_keys[tenant], now)
+        rows = counts(worker_url, read_keys[tenant], since)
         landed[tenant] = Counter({r["event"] or f"({r['type']})": r["events"] for r in rows})
-        print(f"\n  tenant {tenant}: {stored[tenant]} of {sent[tenant]} events stored")
+        print(f"\n  tenant {tenant}: {len(stored[tenant])} of {len(sent[tenant])} events stored")
         for row in rows:
             name = row["event"] or f"({row['type']})"
             print(
                 f"    {name:<18} {row['events']:>6} events  {row['accounts']:>3} accounts"
                 f"  {row['users']:>3} users"
             )
-    missing = {t: sent[t] - stored[t] for t in sent if stored[t] < sent[t]}
+    missing = {t: len(sent[t]) - len(stored[t]) for t in sent if len(stored[t]) < len(sent[t])}
     for tenant in sent:
         print_meters(
             worker_url, read_keys[tenant], tenant, now - timedelta(days=plan.days + 3), now

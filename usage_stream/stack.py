@@ -115,14 +115,21 @@ def _terminate_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGINT both stop `up`, in order. SIGINT is set too because a shell starts a
+    background job (`nohup usage-stream up &`) with SIGINT ignored, and Python then leaves it so."""
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
 
 
 def up(settings: Settings, demo_run: bool = True, stay: bool = True, workers: int = 1) -> int:
     """The whole stack; `workers` workers split the partitions of `events` (the first on
     WORKER_PORT, the next on the ports after it), all clients of one ClickHouse."""
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    stop_on_signals()
     env = dict(os.environ)
     write_keys = {t: k.get_secret_value() for t, k in settings.write_keys.items()}
     read_keys = {t: k.get_secret_value() for t, k in settings.read_keys.items()}
@@ -174,7 +181,9 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True, workers: in
                 wait_ready(urls[name], children[name], logs / f"{name}.log", timeout=120)
             print(f"\nstack is up. ClickHouse: {settings.clickhouse_dsn}\n", flush=True)
             if demo_run:
-                demo.run(collector_url, worker_url, write_keys, read_keys)
+                demo.run(
+                    collector_url, worker_url, write_keys, read_keys, data_dir=settings.data_dir
+                )
             if stay:
                 print(
                     f"\ncollector {collector_url}/v1/batch · read API {worker_url}/docs"

@@ -67,6 +67,11 @@ def analytics_router(
     async def run(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(function, clickhouse, *args, **kwargs)
 
+    def known_rule(rule: str) -> None:
+        """One answer for a rule name the configuration lacks, on every route that takes one."""
+        if config.activation.rule(rule) is None:
+            raise HTTPException(404, f"no activation rule named {rule!r}; see /v1/activation-rules")
+
     @router.get("/v1/activation-rules", summary="The activation rules of the configuration")
     async def rules(tenant: Tenant) -> list[dict[str, Any]]:
         return [r.model_dump(mode="json") for r in config.activation.rules]
@@ -75,6 +80,7 @@ def analytics_router(
         "/v1/activations",
         response_model=list[ActivationOut],
         summary="Activation outcomes of the tenant, or of one account or user, newest first",
+        responses=answers(404),
     )
     async def activations(
         tenant: Tenant,
@@ -85,6 +91,8 @@ def analytics_router(
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> list[ActivationOut]:
+        if rule is not None:
+            known_rule(rule)
         result: list[ActivationOut] = await run(
             activation_query.list_outcomes, tenant, rule=rule, account=account, user=user_id,
             kind=None if type is None else type.value, limit=limit, offset=offset,
@@ -106,8 +114,7 @@ def analytics_router(
         to: Annotated[WireTime | None, Query(description="windows opened before this")] = None,
     ) -> dict[str, Any]:
         params.in_range(**{"from": start, "to": to})
-        if config.activation.rule(rule) is None:
-            raise HTTPException(404, f"no activation rule named {rule!r}; see /v1/activation-rules")
+        known_rule(rule)
         rows = await run(
             activation_query.cohorts,
             tenant,

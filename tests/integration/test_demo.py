@@ -1,10 +1,12 @@
-"""The demo `usage-stream up` runs, against a real stack: every event lands, and what it prints
-has no negative quantity (a seat reported late once billed below zero)."""
+"""The demo `usage-stream up` runs, against a real stack: every event lands, what it prints has
+no negative quantity (a seat reported late once billed below zero), and a second run on the
+same data adds nothing (it once sent new messageIds and doubled every number)."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +16,13 @@ from usage_stream import demo
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.timeout(300)
-def test_the_demo_lands_and_prints_no_negative_number(
-    stack: Stack, capsys: pytest.CaptureFixture[str]
+def _meter_lines(printed: str) -> list[str]:
+    return [line for line in printed.splitlines() if re.match(r"\s{4}\w+\s+-?\d", line)]
+
+
+@pytest.mark.timeout(400)
+def test_the_demo_lands_prints_no_negative_number_and_a_second_run_adds_nothing(
+    stack: Stack, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     write_keys, read_keys = demo.demo_keys()
     keys = {
@@ -26,12 +32,20 @@ def test_the_demo_lands_and_prints_no_negative_number(
     worker = stack.service("worker", **keys).start()
     collector = stack.service("collector", **keys).start()
     try:
-        landed = demo.run(collector.url, worker.url, write_keys, read_keys)
+        landed = demo.run(collector.url, worker.url, write_keys, read_keys, data_dir=tmp_path)
+        first = capsys.readouterr().out
+        again = demo.run(collector.url, worker.url, write_keys, read_keys, data_dir=tmp_path)
+        second = capsys.readouterr().out
     finally:
         collector.stop()
         worker.stop()
-    printed = capsys.readouterr().out
     assert sorted(landed) == sorted(write_keys)
-    meters = [line for line in printed.splitlines() if re.match(r"\s{4}\w+\s+-?\d", line)]
-    assert meters, printed
-    assert not [line for line in meters if re.search(r"\s-\d", line)], printed
+    meters = _meter_lines(first)
+    assert meters, first
+    assert not [line for line in meters if re.search(r"\s-\d", line)], first
+    # the same events again: every count and quantity as after the first run
+    assert again == landed
+    assert _meter_lines(second) == meters, second
+    assert "adds nothing" in second
+    stored = re.findall(r"tenant (\w+): (\d+) of (\d+) events stored", second)
+    assert stored and all(n == of for _, n, of in stored), second

@@ -3,6 +3,7 @@ dying stops everything with a message."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -82,3 +83,29 @@ def test_a_second_interrupt_while_stopping_leaves_no_child_running(
     stack._terminate_all(children)
     assert stopping == [children["collector"]]  # newest first, then hurried
     assert [c.poll() for c in children.values()] == [-9, -9]
+
+
+def test_sigint_stops_up_even_when_started_with_sigint_ignored() -> None:
+    """A shell's background job (`nohup usage-stream up &`) starts with SIGINT ignored; `up`
+    once kept running through it. The child inherits SIG_IGN, as such a job would."""
+    code = (
+        "import time\n"
+        "from usage_stream.stack import stop_on_signals\n"
+        "stop_on_signals()\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    time.sleep(30)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopping', flush=True)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == b"ready\n"
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=10)
+    assert out == b"stopping\n"
+    assert child.returncode == 0
