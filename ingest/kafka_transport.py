@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from usage_stream_sdk import RetryableError, SendResult
+from usage_stream_sdk import FieldError, RetryableError, SendResult
 
 from ingest import strict_json
 from ingest.limits import Limits
@@ -66,7 +66,14 @@ class KafkaTransport:
             self._current_sink().publish_blocking(admission.accepted, admission.rejected)
         except SinkUnavailable as exc:
             raise RetryableError(str(exc)) from exc
-        return SendResult({r.index: r.reason for r in admission.rejected})
+        return SendResult(
+            {r.index: r.reason for r in admission.rejected},
+            {
+                r.index: tuple(FieldError(**e) for e in r.errors)
+                for r in admission.rejected
+                if r.errors
+            },
+        )
 
     def close(self) -> None:
         if self._sink is not None and self._pid == os.getpid():

@@ -271,6 +271,47 @@ def test_mistakes_in_code_raise_at_the_call(make: Any) -> None:
         client.track("u-1", "e", {"x": float("nan")})
 
 
+@pytest.mark.parametrize(
+    ("call", "fields", "match"),
+    [
+        ("track", {"user_id": "", "event": "e"}, "user_id or anonymous_id is required"),
+        ("track", {"user_id": "", "event": "e", "anonymous_id": ""}, "user_id or anonymous_id"),
+        ("identify", {"user_id": ""}, "user_id or anonymous_id is required"),
+        ("group", {"user_id": "u-1", "group_id": ""}, "group_id is required"),
+        ("track", {"user_id": "u-1", "event": "e" * 256}, "event is 256 characters"),
+        ("track", {"user_id": "u" * 256, "event": "e"}, "user_id is 256 characters"),
+        ("identify", {"user_id": None, "anonymous_id": "a" * 256}, "anonymous_id is 256"),
+        ("track", {"user_id": "u-1", "event": "e", "group_id": "g" * 256}, "group_id is 256"),
+        ("track", {"user_id": "u-1", "event": "e", "message_id": "m" * 256}, "message_id is 256"),
+    ],
+)
+def test_ids_and_names_the_collector_refuses_raise_at_the_call(
+    make: Any, call: str, fields: dict[str, Any], match: str
+) -> None:
+    # the collector's contract: ids and event names of 1 to 255 characters
+    client = make(Scripted())
+    with pytest.raises(ValueError, match=match):
+        getattr(client, call)(**fields)
+    assert client.stats.queued == 0
+
+
+def test_an_empty_id_is_left_out_and_what_the_collector_takes_is_sent_as_given(
+    make: Any,
+) -> None:
+    transport = Scripted()
+    client = make(transport)
+    client.track("", "e", anonymous_id="anon-1")  # not signed in yet: the anonymous id stands
+    client.track("u-1", "e", group_id="")  # no account
+    client.track(" ", " ")  # the collector takes whitespace as an id and as an event name
+    client.track("u" * 255, "e" * 255, group_id="g" * 255)
+    assert client.flush(timeout=30)
+    anonymous, no_account, blank, longest = transport.batches[0]
+    assert "userId" not in anonymous and anonymous["anonymousId"] == "anon-1"
+    assert "groupId" not in no_account
+    assert blank["userId"] == " " and blank["event"] == " "
+    assert len(longest["userId"]) == len(longest["event"]) == len(longest["groupId"]) == 255
+
+
 def test_message_fields_follow_segment(make: Any) -> None:
     transport = Scripted()
     client = make(transport)

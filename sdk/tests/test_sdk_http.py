@@ -9,7 +9,7 @@ from email.utils import format_datetime
 
 import pytest
 from stand_in import serve
-from usage_stream_sdk import FatalError, HttpTransport, RetryableError
+from usage_stream_sdk import Client, Failure, FailureKind, FatalError, HttpTransport, RetryableError
 
 MESSAGES = [b'{"type":"track","messageId":"a"}', b'{"type":"track","messageId":"b"}']
 
@@ -44,6 +44,67 @@ def test_rejected_events_listed_in_a_200_are_reported_by_index() -> None:
     with serve(200, answer) as stub:
         result = HttpTransport("wk_1", stub.url).send(MESSAGES)
     assert result.rejected == {1: "no event"}
+
+
+def contract_rejection(index: int, field: str, message: str) -> dict[str, object]:
+    """The collector's answer when the event at `index` breaks the event contract (its shape
+    is pinned against the real collector in tests/integration/test_sdk_delivery.py)."""
+    return {
+        "success": False,
+        "accepted": 1,
+        "rejected": [
+            {
+                "index": index,
+                "messageId": "b",
+                "reason": "the event does not follow the event contract",
+                "errors": [{"field": field, "message": message}],
+            }
+        ],
+        "warnings": [],
+    }
+
+
+def test_rejected_events_come_with_the_collector_field_errors() -> None:
+    with serve(200, contract_rejection(1, "batch.1.track.event", "Field required")) as stub:
+        result = HttpTransport("wk_1", stub.url).send(MESSAGES)
+    assert result.rejected == {1: "the event does not follow the event contract"}
+    assert [(e.field, e.message) for e in result.errors[1]] == [
+        ("batch.1.track.event", "Field required")
+    ]
+
+
+def test_field_errors_of_another_shape_are_skipped() -> None:
+    errors = ["bad", {"message": "no field"}, {"field": "batch.0.track.event"}]
+    answer = {"rejected": [{"index": 0, "reason": "r", "errors": errors}, {"index": 1}]}
+    with serve(200, answer) as stub:
+        result = HttpTransport("wk_1", stub.url).send(MESSAGES)
+    assert result.rejected == {0: "r", 1: "rejected"}
+    assert [(e.field, e.message) for e in result.errors[0]] == [("batch.0.track.event", "invalid")]
+    assert 1 not in result.errors
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_on_error_and_the_receipt_name_the_fields_the_collector_found_wrong(sync: bool) -> None:
+    failures: list[Failure] = []
+    answer = contract_rejection(0, "batch.0.track.properties", "Input should be a valid dictionary")
+    with serve(200, answer) as stub:
+        client = Client("wk_1", stub.url, sync=sync, on_error=failures.append)
+        receipt = client.track("u-1", "report_created")
+        assert client.flush(timeout=30)
+        client.shutdown(timeout=5)
+    (failure,) = failures
+    assert failure.kind is FailureKind.REJECTED
+    assert failure.messages[0]["messageId"] == receipt.message_id
+    assert [(e.field, e.message) for e in failure.errors] == [
+        ("batch.0.track.properties", "Input should be a valid dictionary")
+    ]
+    expected = (
+        "the event does not follow the event contract:"
+        " batch.0.track.properties: Input should be a valid dictionary"
+    )
+    assert failure.reason == expected
+    if sync:  # the receipt then means delivered, and says why not
+        assert not receipt and receipt.error == expected
 
 
 @pytest.mark.parametrize("body", [b"OK", {"success": True}, {"rejected": [{"index": 9}]}])

@@ -2,13 +2,20 @@
 
 from usage_stream_sdk.client import Client, Failure, FailureKind, Receipt, Stats
 from usage_stream_sdk.http_transport import HttpTransport
-from usage_stream_sdk.transport import FatalError, RetryableError, SendResult, Transport
+from usage_stream_sdk.transport import (
+    FatalError,
+    FieldError,
+    RetryableError,
+    SendResult,
+    Transport,
+)
 
 __all__ = [
     "Client",
     "Failure",
     "FailureKind",
     "FatalError",
+    "FieldError",
     "HttpTransport",
     "Receipt",
     "RetryableError",

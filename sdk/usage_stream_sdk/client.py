@@ -20,7 +20,7 @@ from usage_stream_sdk import messages
 from usage_stream_sdk.http_transport import HttpTransport
 from usage_stream_sdk.outbox import Item, Outbox
 from usage_stream_sdk.retry import Backoff
-from usage_stream_sdk.transport import FatalError, RetryableError, Transport
+from usage_stream_sdk.transport import FatalError, FieldError, RetryableError, Transport
 
 log = logging.getLogger("usage_stream.sdk")
 
@@ -41,11 +41,13 @@ DROPPED = frozenset({FailureKind.QUEUE_FULL, FailureKind.TOO_LARGE, FailureKind.
 
 @dataclass(frozen=True)
 class Failure:
-    """Messages that will not be delivered, and why; given to `on_error`."""
+    """Messages that will not be delivered, and why; given to `on_error`. A rejected message
+    comes with the fields the collector found wrong in it, to fix in the data that made it."""
 
     kind: FailureKind
     reason: str
     messages: tuple[dict[str, Any], ...]
+    errors: tuple[FieldError, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -318,21 +320,30 @@ class Client:
             self._count("delivered", len(raws) - len(result.rejected))
             first_error = None
             for index, reason in sorted(result.rejected.items()):
+                errors = result.errors.get(index, ())
+                if errors:  # the log and the Receipt name the fields too
+                    reason = f"{reason}: {'; '.join(map(str, errors))}"
                 first_error = first_error or reason
-                self._report(FailureKind.REJECTED, reason, [raws[index]])
+                self._report(FailureKind.REJECTED, reason, [raws[index]], errors)
             return first_error
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counts[name] += n
 
-    def _report(self, kind: FailureKind, reason: str, raws: list[bytes]) -> str:
+    def _report(
+        self,
+        kind: FailureKind,
+        reason: str,
+        raws: list[bytes],
+        errors: tuple[FieldError, ...] = (),
+    ) -> str:
         with self._lock:
             self._failures[kind] += len(raws)
         log.warning("%d message(s) not delivered (%s): %s", len(raws), kind.value, reason)
         if self._on_error is not None:
             try:
-                self._on_error(Failure(kind, reason, tuple(json.loads(r) for r in raws)))
+                self._on_error(Failure(kind, reason, tuple(json.loads(r) for r in raws), errors))
             except Exception:
                 log.exception("on_error raised")
         return reason

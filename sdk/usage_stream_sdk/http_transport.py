@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from usage_stream_sdk.messages import VERSION, iso, utc_now
 from usage_stream_sdk.retry import parse_retry_after
-from usage_stream_sdk.transport import FatalError, RetryableError, SendResult
+from usage_stream_sdk.transport import FatalError, FieldError, RetryableError, SendResult
 
 
 class HttpTransport:
@@ -87,19 +87,29 @@ def _json(raw: bytes) -> Any:
         return None
 
 
-def _rejected(answer: Any, count: int) -> dict[int, str]:
-    """The collector's `rejected` list; a plain Segment server sends none."""
+def _delivered(raw: bytes, count: int) -> SendResult:
+    """The collector's `rejected` list, each entry with its reason and field errors; a plain
+    Segment server sends none."""
+    answer = _json(raw)
     listed = answer.get("rejected") if isinstance(answer, dict) else None
-    out: dict[int, str] = {}
+    rejected: dict[int, str] = {}
+    errors: dict[int, tuple[FieldError, ...]] = {}
     for entry in listed if isinstance(listed, list) else ():
         index = entry.get("index") if isinstance(entry, dict) else None
         if isinstance(index, int) and 0 <= index < count:
-            out[index] = str(entry.get("reason") or "rejected")
-    return out
+            rejected[index] = str(entry.get("reason") or "rejected")
+            if found := _field_errors(entry.get("errors")):
+                errors[index] = found
+    return SendResult(rejected, errors)
 
 
-def _delivered(raw: bytes, count: int) -> SendResult:
-    return SendResult(_rejected(_json(raw), count))
+def _field_errors(listed: Any) -> tuple[FieldError, ...]:
+    """The entry's `errors` ({field, message} objects); what has another shape is skipped."""
+    found = []
+    for error in listed if isinstance(listed, list) else ():
+        if isinstance(error, dict) and error.get("field") is not None:
+            found.append(FieldError(str(error["field"]), str(error.get("message") or "invalid")))
+    return tuple(found)
 
 
 def _refused(status: int, headers: Message, raw: bytes) -> NoReturn:

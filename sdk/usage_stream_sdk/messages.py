@@ -12,6 +12,9 @@ from typing import Any
 
 VERSION = "0.1.0"
 LIBRARY = {"name": "usage-stream-python", "version": VERSION}
+# The collector's limit on ids and event names, in characters; it refuses the empty string too,
+# but takes whitespace as it comes (" " is a valid id there, so it is here).
+MAX_NAME_LENGTH = 255
 
 
 def new_message_id() -> str:
@@ -42,18 +45,23 @@ def build(
     traits: Mapping[str, Any] | None = None,
     context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One message. Mistakes a caller can fix in code raise ValueError here, at the call."""
-    if user_id is None and anonymous_id is None:
-        raise ValueError(f"{call}: user_id or anonymous_id is required")
+    """One message. Mistakes a caller can fix in code raise ValueError here, at the call, among
+    them an id or event name the collector's contract refuses: empty, or too long."""
+    ids = {
+        "userId": _id(call, "user_id", user_id),
+        "anonymousId": _id(call, "anonymous_id", anonymous_id),
+        "groupId": _id(call, "group_id", group_id),
+    }
+    if ids["userId"] is None and ids["anonymousId"] is None:
+        raise ValueError(f"{call}: user_id or anonymous_id is required (None and '' are missing)")
     if call == "track" and not event:
         raise ValueError("track: the event name is required")
-    if call == "group" and group_id is None:
-        raise ValueError("group: group_id is required")
+    if call == "group" and ids["groupId"] is None:
+        raise ValueError("group: group_id is required (None and '' are missing)")
+    for name, value in (("message_id", message_id), ("event", event)):
+        _within_limit(call, name, value)
     message: dict[str, Any] = {"type": call, "messageId": message_id}
-    # ids as strings, as Segment's libraries send them: 42 and "42" are one user downstream
-    for name, value in (("userId", user_id), ("anonymousId", anonymous_id), ("groupId", group_id)):
-        if value is not None:
-            message[name] = str(value)
+    message.update((key, value) for key, value in ids.items() if value is not None)
     if event is not None:
         message["event"] = event
     if call == "track":
@@ -63,6 +71,21 @@ def build(
     message["context"] = {**(context or {}), "library": LIBRARY}
     message["timestamp"] = iso(timestamp)
     return message
+
+
+def _id(call: str, name: str, value: Any) -> str | None:
+    """An id as sent: a string, as Segment's libraries send them (42 and "42" are one user
+    downstream); None when missing, and the empty string is missing too."""
+    if value is None:
+        return None
+    text = str(value)
+    _within_limit(call, name, text)
+    return text or None
+
+
+def _within_limit(call: str, name: str, value: Any) -> None:
+    if value is not None and (length := len(str(value))) > MAX_NAME_LENGTH:
+        raise ValueError(f"{call}: {name} is {length} characters; the limit is {MAX_NAME_LENGTH}")
 
 
 def encode(message: Mapping[str, Any]) -> bytes:

@@ -8,11 +8,25 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
+class FieldError:
+    """One field of a rejected message and what is wrong with it, as the receiver named them:
+    `field` is the dotted path in the request it got (the collector's `batch.3.track.event`)."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
 class SendResult:
     """The batch is delivered except the messages in `rejected` (batch index → reason), which
-    the receiver refused as invalid; sending those again would not help."""
+    the receiver refused as invalid; sending those again would not help. `errors` holds the
+    fields it found wrong in them (batch index → field errors), where it named any."""
 
     rejected: dict[int, str] = field(default_factory=dict)
+    errors: dict[int, tuple[FieldError, ...]] = field(default_factory=dict)
 
 
 class RetryableError(Exception):

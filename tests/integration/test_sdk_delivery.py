@@ -199,13 +199,18 @@ def test_a_mixed_batch_stores_the_valid_events_and_parks_the_rest_with_reasons(
     try:
         good = [client.track("user-1", "upload", {"file": f"a{i}.csv"}).message_id for i in (1, 2)]
         bad = client.track("user-1", "upload", {"file": "b\udcff.csv"}).message_id
+        # and one that breaks the contract: the failure names the field, as the collector did
+        unnamed = client.track("user-1", 42).message_id  # type: ignore[arg-type]
         assert client.flush(timeout=60)
     finally:
         client.shutdown(timeout=5)
-    assert client.stats.delivered == 2 and client.stats.rejected == 1
-    (failure,) = failures
+    assert client.stats.delivered == 2 and client.stats.rejected == 2
+    failure, broken = failures
     assert failure.kind is FailureKind.REJECTED and "UTF-8" in failure.reason
     assert failure.messages[0]["messageId"] == bad
+    assert broken.messages[0]["messageId"] == unnamed
+    assert [e.field.split(".")[-2:] for e in broken.errors] == [["track", "event"]]
+    assert "track.event" in broken.reason
     expected = sorted([valid["messageId"], *good])
     wait_until(lambda: sorted(stored_ids(worker, stack, expected)) == expected, 60)
     parked = [
@@ -215,7 +220,8 @@ def test_a_mixed_batch_stores_the_valid_events_and_parks_the_rest_with_reasons(
         )
         if dict(r.headers).get("source") == b"collector"
     ]
-    assert [json.loads(r.value)["messageId"] for r in parked] == [no_name["messageId"], bad]
+    assert [json.loads(r.value)["messageId"] for r in parked] == [no_name["messageId"], bad,
+                                                                 unnamed]  # fmt: skip
     assert all(dict(r.headers)["tenant"] == stack.tenant.encode() for r in parked)
     assert b"Field required" in dict(parked[0].headers)["errors"]
     assert b"UTF-8" in dict(parked[1].headers)["reason"]
