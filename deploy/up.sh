@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: Kafka, a worker on chDB and the collector, then the demo.
+# The main job on the embedded default: a local ClickHouse server and Kafka broker, a worker and
+# the collector, then the demo.
 # Arguments go to `usage-stream up` (e.g. --no-demo, --exit-after-demo). Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."

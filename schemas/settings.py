@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The collector's producer linger. 20 ms made its sink alone cheaper (24 µs per event against
 # 29-35) but not the collector (57.5 against 57-60 µs) and took request p99 at half load from
-# 21-27 ms to 42 (README, "Performance"): 5 stays.
+# 21-27 ms to 42 (docs/performance.md): 5 stays.
 DEFAULT_LINGER_MS = 5
 
 
@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     )
     topic_partitions: int = Field(default=6, ge=1, le=1024)
     produce_timeout_seconds: float = Field(default=10.0, gt=0)
-    # zstd: it costs the collector ~8 µs per event and saves the worker ~35 (README,
-    # "Performance"); consumers read any
+    # zstd: it costs the collector ~8 µs per event and saves the worker ~35 (docs/performance.md);
+    # consumers read any
     kafka_compression: Literal["none", "gzip", "lz4", "zstd"] = Field(
         default="zstd",
         description="how the collector compresses what it produces; consumers read any",

@@ -114,7 +114,7 @@ async def send_batches(table: Any, writes: Sequence[Write]) -> list[tuple[list[W
     producer's batch size allows, each with the future of its ack. Built by aiokafka's record
     batch builder (C) and handed to its producer whole: faust's own path (`send_changelog`)
     makes a message, a future and a callback of every write, which took as much of the
-    worker's event loop as the activation engine itself (README "Performance")."""
+    worker's event loop as the activation engine itself (docs/performance.md)."""
     producer = table.app.producer._ensure_producer()  # faust's aiokafka producer, started
     topic = table.changelog_topic.get_topic_name()
     by_partition: dict[int, list[Write]] = {}

@@ -95,7 +95,7 @@ class ClickHouse:
     ) -> None:
         """`insert`, with the rows written as JSON lines by msgspec and parsed by the engine:
         for wide rows of decimals, maps and arrays (meter_minutes) ~3.6 µs of CPU per row
-        against 5 to 7 for clickhouse-connect's Native encoding in Python (README "Performance")."""
+        against 5 to 7 for clickhouse-connect's Native encoding in Python (docs/performance.md)."""
         body = b"\n".join(map(_JSON_ROW, rows))
         self.raw_insert(table, body, {}, columns, "JSONCompactEachRow", len(rows))
 

@@ -2,7 +2,7 @@
 
 Each event goes in as one line of JSON (msgspec writes it in ~1 µs), so building the `events`
 rows and folding the feature counters costs the engine a parse of each line instead of Python a
-row of objects per event (README "Performance").
+row of objects per event (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -162,15 +162,15 @@ def test_grafana_provisioning_points_at_the_dashboard_and_prometheus() -> None:
     assert boards["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
-def test_the_readme_lists_the_metrics_the_code_exports() -> None:
-    readme = (DEPLOY.parent / "README.md").read_text()
+def test_the_operations_doc_lists_the_metrics_the_code_exports() -> None:
+    doc = (DEPLOY.parent / "docs" / "operations.md").read_text()
     ours = {re.sub(r"_(bucket|sum|count)$", "", n) for n in exported() if "usage_stream_" in n}
 
     def listed(name: str) -> bool:
         """By full name, or abbreviated as `…_tail` after a sibling's full name."""
         tails = [name[i:] for i, c in enumerate(name) if c == "_"]
-        return name in readme or any(f"`…{tail}`" in readme for tail in tails)
+        return name in doc or any(f"`…{tail}`" in doc for tail in tails)
 
     assert {n for n in ours if not listed(n)} == set()
-    mentioned = set(re.findall(r"`(usage_stream_[a-z_]+)`", readme))
+    mentioned = set(re.findall(r"`(usage_stream_[a-z_]+)`", doc))
     assert mentioned - ours == set()
