@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything the stack needs on a fresh machine: Java, Maven and Prometheus (Debian
-# packages, if missing), a virtual environment with the project, and the Kafka broker's jars.
+# Installs everything the stack needs on a fresh machine: Java, Maven, Prometheus and Chromium
+# (Debian packages, if missing), a virtual environment with the project, and the Kafka broker's
+# jars.
 # Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,17 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
   else
     echo "warning: the tests need Prometheus and promtool (apt-get install prometheus)" >&2
+  fi
+fi
+
+# A real browser renders /docs offline in the tests (Playwright drives it; its own browser
+# download needs the internet); the stack runs without it, so its absence only warns.
+if [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing Chromium …"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  else
+    echo "warning: the tests need Chromium at /usr/bin/chromium (apt-get install chromium)" >&2
   fi
 fi
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
 from ingest import openapi, payload
+from ingest.api_docs import serve_docs
 from ingest.errors import AsciiJSONResponse, CollectorError, ErrorKind
 from ingest.limits import Limits
 from ingest.metrics import CollectorMetrics, events_in
@@ -69,9 +70,15 @@ def create_collector(
         sink.close()
 
     app = _Collector(
-        title="usage-stream collector", version="1", description=DESCRIPTION, lifespan=lifespan
+        title="usage-stream collector",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     metrics.serve(app)
+    serve_docs(app)
 
     @app.exception_handler(CollectorError)
     async def _problem(request: Request, exc: CollectorError) -> Response:

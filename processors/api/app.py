@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ingest.api_docs import serve_docs
 from processors.api.analytics import analytics_router
 from processors.api.auth import read_key_tenant
 from processors.api.errors import answers
@@ -38,7 +39,8 @@ def create_read_api(
     """Raw events, the usage API and the analytics API, each behind a tenant's read key.
     `complete_through`: the receipt time through which every event is folded (the worker's
     stored progress); usage answers carry it, and no period is final before it passes."""
-    app = FastAPI(title="usage-stream read API", version="1")
+    app = FastAPI(title="usage-stream read API", version="1", docs_url=None, redoc_url=None)
+    serve_docs(app)
     tenant_of = read_key_tenant(tenants_by_read_key)
     for router in (
         usage_router(clickhouse, product, tenant_of, complete_through),

@@ -13,12 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ingest.collector import create_collector
-from ingest.limits import Limits
-from ingest.sink import InMemoryEventSink
-from processors.api.app import create_read_api
-from processors.storage.clickhouse import ClickHouse
-from schemas.config import EXAMPLE_CONFIG, load_config
+from tests.apps import bare_collector, bare_read_api
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
 
@@ -35,12 +30,9 @@ def check(name: str, actual: Any) -> None:
 
 
 def test_the_collector_openapi_document_matches_its_snapshot() -> None:
-    app = create_collector(InMemoryEventSink(), {"wk": "tenant"}, Limits())
-    check("collector-openapi.json", app.openapi())
+    check("collector-openapi.json", bare_collector().openapi())
 
 
 def test_the_worker_read_api_openapi_document_matches_its_snapshot() -> None:
     # the document is built from the routes alone: no query runs, so no engine is needed
-    unused = ClickHouse(client=None)  # type: ignore[arg-type]
-    app = create_read_api(unused, load_config(EXAMPLE_CONFIG), {"rk": "tenant"}, lambda: True)
-    check("worker-openapi.json", app.openapi())
+    check("worker-openapi.json", bare_read_api().openapi())
