@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from schemas.activation import Activation, Features
 from schemas.health import Health
 from schemas.meters import Meter
+from schemas.plans import Alerts, Plan, plan_problems
 from schemas.zones import ZoneName
 
 # The commented example: every field, the demo's meters and rules. Shipped as package data, so
@@ -49,6 +50,9 @@ class ProductConfig(BaseModel):
     features: Features = Field(default_factory=Features)
     # the account health score and its at-risk threshold: see schemas.health
     health: Health | None = None
+    # what each plan includes and where it alerts, and how alerts re-arm: see schemas.plans
+    plans: list[Plan] = Field(default_factory=list)
+    alerts: Alerts = Field(default_factory=Alerts)
 
     @model_validator(mode="after")
     def _names_unique(self) -> ProductConfig:
@@ -60,6 +64,11 @@ class ProductConfig(BaseModel):
 
     def meter(self, name: str) -> Meter | None:
         return next((m for m in self.meters if m.name == name), None)
+
+    def plan(self, name: str | None) -> Plan | None:
+        """The plan so named, else the default plan (None when there are no plans)."""
+        named = next((p for p in self.plans if p.name == name), None)
+        return named or next((p for p in self.plans if p.default), None)
 
 
 class ConfigError(Exception):
@@ -83,14 +92,20 @@ def _where(loc: tuple[int | str, ...]) -> str:
 
 
 def parse_config(data: dict[str, Any], source: Path | str = "<config>") -> ProductConfig:
+    """The config, or a ConfigError listing every problem: first the sections' own, then what
+    the sections make wrong in each other (a plan naming a meter there is not)."""
     try:
-        return ProductConfig.model_validate(data)
+        config = ProductConfig.model_validate(data)
     except ValidationError as exc:
         problems = [
             f"{_where(err['loc'])}: {err['msg']}"
             for err in exc.errors(include_url=False, include_input=False)
         ]
         raise ConfigError(source, problems) from None
+    problems = plan_problems(config.plans, {m.name for m in config.meters})
+    if problems:
+        raise ConfigError(source, problems)
+    return config
 
 
 def load_config(path: Path | str | None) -> ProductConfig:
