@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
@@ -109,19 +109,6 @@ def offset_marks(batch: Sequence[Placed]) -> dict[int, int]:
     for d in batch:
         out[d.partition] = max(out.get(d.partition, 0), d.offset + 1)
     return out
-
-
-def received_through(deliveries: Sequence[Delivery], slack: timedelta) -> dict[int, datetime]:
-    """Per partition: its latest receipt time among `deliveries`, less `slack`. An event is in
-    its partition's log within `slack` of its receipt, so once a batch is written up to the
-    latest one, every event of that partition received before this time is written too
-    (processors.worker.written). One pass, a comparison per event: it runs on every batch."""
-    latest: dict[int, datetime] = {}
-    for d in deliveries:
-        received = d.event.received_at
-        if d.partition not in latest or received > latest[d.partition]:
-            latest[d.partition] = received
-    return {partition: received - slack for partition, received in latest.items()}
 
 
 def _in_utc(event: Event) -> bool:

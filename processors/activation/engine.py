@@ -25,8 +25,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from processors.activation.decoded import Decoded
 from processors.activation.records import ACTIVATION, MISSED, Outcome, Start
+from processors.activation.remembered_states import RememberedStates
 from processors.activation.rules import RuleEvaluator, SubjectState, millis, outcome_id, subject_of
 from processors.model import Delivery
 from schemas.activation import Activation
@@ -121,7 +121,7 @@ class ActivationEngine:
         self._readers: dict[tuple[str, str], tuple[RuleEvaluator, ...]] = {}
         # rebuilt from the state after every rebalance: partitions (and their state) come and go
         self._index: ExpiryIndex | None = None
-        self.decoded = Decoded()
+        self.remembered = RememberedStates()
 
     def readers(self, kind: str, name: str) -> tuple[RuleEvaluator, ...]:
         found = self._readers.get((kind, name))
@@ -133,7 +133,7 @@ class ActivationEngine:
 
     def forget_index(self) -> None:
         self._index = None
-        self.decoded.clear()
+        self.remembered.clear()
 
     def process(
         self,
@@ -221,7 +221,7 @@ class _Batch:
         for key, state in self.overlay.items():
             raw = None if state is None else state.encode()
             self.out.states.append((self.partition_of[key], key, raw))
-            self.engine.decoded.wrote(key, raw, state)
+            self.engine.remembered.wrote(key, raw, state)
         self.out.clocks = [
             (p, watermark_key(p), self.clocks[p].encode()) for p in sorted(self.moved)
         ]
@@ -237,7 +237,7 @@ class _Batch:
             raw = self.states.get(key)
             if raw is None:
                 return None
-            state = self.read[key] = self.engine.decoded.read(key, raw)
+            state = self.read[key] = self.engine.remembered.read(key, raw)
         return state
 
     def is_decided(self, key: bytes) -> bool:

@@ -50,20 +50,3 @@ class ClickHouseActivationStore:
             {"subjects": subjects},
         )
         return {str(r[0]) for r in rows}
-
-
-class InMemoryActivationStore:
-    """For unit tests: the same contract in lists; `fail_next` injects failures."""
-
-    def __init__(self) -> None:
-        self.outcomes: dict[str, Outcome] = {}
-        self.starts: list[Start] = []
-        self.fail_next = 0
-
-    def write(self, outcomes: Sequence[Outcome], starts: Sequence[Start]) -> None:
-        if self.fail_next:
-            self.fail_next -= 1
-            raise ConnectionError("injected activation store failure")
-        self.starts.extend(starts)
-        for outcome in outcomes:
-            self.outcomes.setdefault(outcome.id, outcome)

@@ -38,9 +38,9 @@ import faust
 
 from processors.activation.engine import ActivationEngine
 from processors.activation.store import ActivationStore
-from processors.delivery.gaps import with_missing
 from processors.delivery.retry import retry_forever
 from processors.model import Delivery, RawMessage, decode
+from processors.worker_progress.gaps import with_missing
 
 log = logging.getLogger(__name__)
 SEND_TIMEOUT = 60.0  # seconds to wait for the broker to ack one round of table writes

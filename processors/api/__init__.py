@@ -1,1 +1,1 @@
-"""The read API: app with health and readiness, auth, shared parameters, and its routers."""
+"""The read API: app with liveness and readiness, auth, shared parameters, and its routers."""

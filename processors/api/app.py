@@ -13,12 +13,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ingest.api_docs import serve_docs
-from processors.api.analytics import analytics_router
+from processors.api.account_health import account_health_router
+from processors.api.activations import activations_router
 from processors.api.auth import read_key_tenant
 from processors.api.errors import answers
 from processors.api.events import events_router
-from processors.api.health import health_router
-from processors.api.usage import usage_router
+from processors.api.features import features_router
+from processors.api.meters import meters_router
+from processors.api.usage_export import usage_export_router
 from processors.storage.clickhouse import ClickHouse
 from schemas.config import ProductConfig
 
@@ -43,10 +45,12 @@ def create_read_api(
     serve_docs(app)
     tenant_of = read_key_tenant(tenants_by_read_key)
     for router in (
-        usage_router(clickhouse, product, tenant_of, complete_through),
-        analytics_router(clickhouse, product, tenant_of),
+        meters_router(clickhouse, product, tenant_of, complete_through),
+        usage_export_router(clickhouse, product, tenant_of, complete_through),
+        activations_router(clickhouse, product, tenant_of),
+        features_router(clickhouse, tenant_of),
         events_router(clickhouse, tenant_of),
-        health_router(clickhouse, product, tenant_of),
+        account_health_router(clickhouse, product, tenant_of),
     ):
         app.include_router(router, responses=answers(400, 401))
 

@@ -1,1 +1,1 @@
-"""Every message to the processors, every write until it holds: Kafka gaps filled, retries."""
+"""Every write until it holds: retries that block a batch's offsets, never skip them."""

@@ -7,10 +7,7 @@ counted yet, so a SIGKILL at any moment neither loses nor doubles a count.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
 
 from processors.features.sql_fold import fold_statement, place_parameters
 from processors.model import Delivery, offset_marks
@@ -25,48 +22,10 @@ COLUMNS = (
     "kafka_next_offset",
 )  # fmt: skip
 
-# (tenant, account, feature, minute, partition)
-Key = tuple[str, str, str, datetime, int]
-
-
-@dataclass
-class Usage:
-    events: int = 0
-    users: set[str] = field(default_factory=set)
-
-
-def fold(features: Features, deliveries: Iterable[Delivery]) -> dict[Key, Usage]:
-    """Every track event of an account that is feature usage, into its per-minute row. Events
-    without an account (groupId) belong to no customer and are not counted here."""
-    rows: dict[Key, Usage] = {}
-    for delivery in deliveries:
-        event = delivery.event
-        if event.type != "track" or not event.account:
-            continue
-        feature = features.feature_of(event.event, event.properties)
-        if feature is None:
-            continue
-        minute = event.timestamp.replace(second=0, microsecond=0)
-        key = (event.tenant, event.account, feature, minute, delivery.partition)
-        usage = rows.setdefault(key, Usage())
-        usage.events += 1
-        user = event.user_id or event.anonymous_id
-        if user:
-            usage.users.add(user)
-    return rows
-
-
-def to_rows(rows: dict[Key, Usage], next_offset: dict[int, int]) -> list[list[Any]]:
-    return [
-        [tenant, account, feature, minute, u.events, sorted(u.users), partition,
-         next_offset.get(partition, 0)]
-        for (tenant, account, feature, minute, partition), u in rows.items()
-    ]  # fmt: skip
-
 
 class FeatureUsageProcessor:
-    """ClickHouse folds the staged batch (processors.features.sql_fold); `fold` above is the
-    reference it is held to (tests). Given the store's `staging`, the batch is staged once."""
+    """ClickHouse folds the staged batch (processors.features.sql_fold). Given the store's
+    `staging`, the batch is staged once."""
 
     name = "features"
 

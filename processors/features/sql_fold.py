@@ -1,6 +1,6 @@
-"""The feature-usage fold in ClickHouse: `fold` (processors.features.processor) as one
-`INSERT … SELECT` over the staged batch. The Python fold stays the reference; a property-based
-test holds this one to it (tests/integration/test_sql_folds_clickhouse.py)."""
+"""The feature-usage fold in ClickHouse: one `INSERT … SELECT` over the staged batch, held to
+the Python fold (processors.features.reference) by a property-based test
+(tests/integration/test_sql_folds_clickhouse.py)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Stored rows keep every report with its receipt time (meter_minutes.points, points_received), so
 a late report changes exactly the interval it falls in and the invoice of exactly the periods
-that were open when it arrived (processors.metering.held). The level before the range is
+that were open when it arrived (processors.metering.held_fold). The level before the range is
 carried in from the rows before it: for time_weighted the last on-time reading and the late
 ones (few), for seats every change, since a total clamped at zero must be folded in order.
 """
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from processors.metering.calendar import periods_between
 from processors.metering.fold import TABLE
-from processors.metering.held import Report, held_quantities
+from processors.metering.held_fold import Report, held_quantities
 from processors.storage.clickhouse import ClickHouse
 from processors.windows import EPOCH, Window, as_utc, to_minute, windows_between
 from schemas.config import Billing

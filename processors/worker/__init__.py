@@ -1,1 +1,1 @@
-"""The worker process: faust app and bulk consumer, batch runner, written offsets, lag, metrics."""
+"""The worker process: faust app and bulk consumer, batch runner, lag, metrics."""

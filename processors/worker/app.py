@@ -7,7 +7,7 @@ change only on the event loop); only then are its offsets committed, so Kafka ho
 that ClickHouse and the tables do not. Exactness does not rest on the commit alone: every write
 is idempotent per Kafka place (processors.worker.batch), and a batch that lacks offsets the
 worker never saw (a rebalance, offsets moved by hand) is completed from Kafka first
-(processors.worker.written).
+(processors.worker_progress).
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from processors.delivery.gaps import with_missing
 from processors.delivery.retry import retry_forever
-from processors.model import Delivery, RawMessage, Rejected, offset_marks, received_through
+from processors.model import Delivery, RawMessage, Rejected, offset_marks
 from processors.storage.events import EventStore
 from processors.worker.batch import BatchResult, Processor, run_batch
 from processors.worker.bulk import WorkerApp
-from processors.worker.written import WrittenOffsets
+from processors.worker_progress.gaps import with_missing
+from processors.worker_progress.receipts import received_through
+from processors.worker_progress.store import WorkerProgress
 
 # A step that runs on the event loop after the processors, on the batch's messages (with what
 # was missing filled in) and those of them that are events, decoded; it calls `give_up` between
@@ -104,7 +105,7 @@ def build_worker(
     store: EventStore,
     processors: Sequence[Processor],
     state: WorkerState,
-    written: WrittenOffsets,
+    progress: WorkerProgress,
     steps: Sequence[LoopStep] = (),
 ) -> None:
     """Route `events` on `app` through the store, every processor and `steps`, in that order."""
@@ -117,7 +118,7 @@ def build_worker(
         log.warning("batch not written, retrying in %.1fs: %r", backoff, exc)
 
     def complete(messages: list[RawMessage]) -> list[RawMessage]:
-        unwritten = written.first_unwritten(m.partition for m in messages)
+        unwritten = progress.first_unwritten(m.partition for m in messages)
         return with_missing(config.bootstrap, config.events_topic, messages, unwritten)
 
     async def write(batch: list[RawMessage]) -> tuple[list[RawMessage], BatchResult]:
@@ -131,7 +132,7 @@ def build_worker(
             )
             await sent  # held by Kafka before the source offset may be committed
         through = received_through(result.deliveries, config.receipt_slack)
-        await asyncio.to_thread(written.record, offset_marks(messages), through)
+        await asyncio.to_thread(progress.record, offset_marks(messages), through)
         return messages, result
 
     async def handle(batch: list[RawMessage]) -> None:

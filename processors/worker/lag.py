@@ -49,7 +49,7 @@ class ConsumerLagProbe:
     group's lag, so dashboards and alerts take `max by (topic, partition)`, never `sum`. The
     cost is bounded: three or four small admin requests per interval, whatever the scrape rate.
     `readers` get each whole reading too (the worker learns from it which partitions it has
-    written to their end: processors.worker.written.CaughtUp).
+    written to their end: processors.worker_progress.receipts.CaughtUp).
     """
 
     def __init__(

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the faust app module is heavy and not needed to build metri
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # End-to-end freshness around the 30 s p95 target, with room to see how far past it.
 FRESHNESS_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
+PREFIX = "usage_stream_worker"
 
 
 class WorkerMetrics:
@@ -48,81 +49,16 @@ class WorkerMetrics:
         # `_created` gauges would double the series and no dashboard or alert reads them.
         disable_created_metrics()
         self.registry = registry
-        ns = "usage_stream_worker"
-        self.batches = Counter(f"{ns}_batches", "Batches written everywhere.", registry=registry)
-        self.batch_seconds = Histogram(
-            f"{ns}_batch_duration_seconds",
-            "Time to write one batch everywhere, retries included.",
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.batch_failures = Counter(
-            f"{ns}_batch_failures",
-            "Attempts to write a batch that failed and were retried.",
-            registry=registry,
-        )
-        self.processed = Counter(
-            f"{ns}_events_processed",
-            f"Original events written by each processor ({RAW_STORE!r} is the raw event store).",
-            ["processor"],
-            registry=registry,
-        )
-        self.processor_seconds = Histogram(
-            f"{ns}_processor_duration_seconds",
-            "Time each processor took to write one batch.",
-            ["processor"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.duplicates = Counter(
-            f"{ns}_duplicates",
-            "Copies of an already stored (tenant, messageId) that were dropped: dedup hits.",
-            registry=registry,
-        )
-        self.dead_letters = Counter(
-            f"{ns}_dead_letters",
-            "Messages that are not events, parked on the dead-letter topic.",
-            registry=registry,
-        )
-        self.freshness = Histogram(
-            f"{ns}_freshness_seconds",
-            "From the collector's receivedAt to the event being stored in ClickHouse.",
-            buckets=FRESHNESS_BUCKETS,
-            registry=registry,
-        )
-        self.inserted_rows = Counter(
-            f"{ns}_clickhouse_inserted_rows",
-            "Rows inserted into ClickHouse.",
-            ["table"],
-            registry=registry,
-        )
-        self.inserts = Counter(
-            f"{ns}_clickhouse_inserts",
-            "Insert statements (one per batch and table) that succeeded.",
-            ["table"],
-            registry=registry,
-        )
-        self.insert_seconds = Histogram(
-            f"{ns}_clickhouse_insert_duration_seconds",
-            "Time of one insert statement.",
-            ["table"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.insert_failures = Counter(
-            f"{ns}_clickhouse_insert_failures",
-            "Insert statements that failed (the batch is retried).",
-            ["table"],
-            registry=registry,
-        )
+        self._count_batches(registry)
+        self._count_inserts(registry)
         self.activations = Counter(
-            f"{ns}_activations_emitted",
+            f"{PREFIX}_activations_emitted",
             "Activations emitted, by the activation rule's configured name.",
             ["rule"],
             registry=registry,
         )
         self.consumer_lag = Gauge(
-            f"{ns}_consumer_lag_messages",
+            f"{PREFIX}_consumer_lag_messages",
             "The consumer group's lag: log end offset minus committed offset, per partition.",
             ["topic", "partition"],
             registry=registry,
@@ -142,6 +78,80 @@ class WorkerMetrics:
         for counter in (self.batches, self.batch_failures, self.duplicates, self.dead_letters):
             counter.inc(0)
         self.processed.labels(RAW_STORE)
+
+    def _count_batches(self, registry: CollectorRegistry) -> None:
+        """The batches, what each processor wrote of them, and how fresh their events were."""
+        self.batches = Counter(
+            f"{PREFIX}_batches", "Batches written everywhere.", registry=registry
+        )
+        self.batch_seconds = Histogram(
+            f"{PREFIX}_batch_duration_seconds",
+            "Time to write one batch everywhere, retries included.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_failures = Counter(
+            f"{PREFIX}_batch_failures",
+            "Attempts to write a batch that failed and were retried.",
+            registry=registry,
+        )
+        self.processed = Counter(
+            f"{PREFIX}_events_processed",
+            f"Original events written by each processor ({RAW_STORE!r} is the raw event store).",
+            ["processor"],
+            registry=registry,
+        )
+        self.processor_seconds = Histogram(
+            f"{PREFIX}_processor_duration_seconds",
+            "Time each processor took to write one batch.",
+            ["processor"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            f"{PREFIX}_duplicates",
+            "Copies of an already stored (tenant, messageId) that were dropped: dedup hits.",
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            f"{PREFIX}_dead_letters",
+            "Messages that are not events, parked on the dead-letter topic.",
+            registry=registry,
+        )
+        self.freshness = Histogram(
+            f"{PREFIX}_freshness_seconds",
+            "From the collector's receivedAt to the event being stored in ClickHouse.",
+            buckets=FRESHNESS_BUCKETS,
+            registry=registry,
+        )
+
+    def _count_inserts(self, registry: CollectorRegistry) -> None:
+        """The ClickHouse client's insert statements, by table."""
+        self.inserted_rows = Counter(
+            f"{PREFIX}_clickhouse_inserted_rows",
+            "Rows inserted into ClickHouse.",
+            ["table"],
+            registry=registry,
+        )
+        self.inserts = Counter(
+            f"{PREFIX}_clickhouse_inserts",
+            "Insert statements (one per batch and table) that succeeded.",
+            ["table"],
+            registry=registry,
+        )
+        self.insert_seconds = Histogram(
+            f"{PREFIX}_clickhouse_insert_duration_seconds",
+            "Time of one insert statement.",
+            ["table"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.insert_failures = Counter(
+            f"{PREFIX}_clickhouse_insert_failures",
+            "Insert statements that failed (the batch is retried).",
+            ["table"],
+            registry=registry,
+        )
 
     def watch(self, state: WorkerState, clickhouse: ClickHouse | None = None) -> None:
         """Hooks onto the worker's batch outcomes and the ClickHouse client's inserts."""
@@ -212,6 +222,7 @@ class WorkerMetrics:
 def observe_many(histogram: Histogram, amount: float, count: int) -> None:
     """`histogram.observe(amount)` done `count` times, in one step. prometheus_client's
     Histogram has no weighted observe; this adds to what `observe` adds to (the sum, and the
-    first bucket whose bound holds `amount`). tests/unit/test_metrics.py fails if those change."""
+    first bucket whose bound holds `amount`). tests/unit/processors/worker/test_metrics.py
+    fails if those change."""
     histogram._sum.inc(amount * count)
     histogram._buckets[bisect.bisect_left(histogram._upper_bounds, amount)].inc(count)

@@ -10,29 +10,31 @@ from typing import Any
 
 import faust
 import uvicorn
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from ingest.heap import settle
 from ingest.topics import ensure_topics, ensure_topics_with_config, when_kafka_answers
+from processors.account_health.watch import HealthWatch
 from processors.activation.setup import add_activation
 from processors.api.app import create_read_api
 from processors.features.processor import FeatureUsageProcessor
-from processors.health.watch import HealthWatch
 from processors.metering.processor import MeteringProcessor
 from processors.storage.clickhouse import ClickHouse, open_clickhouse
 from processors.storage.events import ClickHouseEventStore
 from processors.storage.staging import Staging
 from processors.worker.app import AppConfig, WorkerState, build_worker, faust_app
 from processors.worker.batch import Processor
+from processors.worker.bulk import WorkerApp
 from processors.worker.lag import ConsumerLagProbe, Reading
 from processors.worker.metrics import WorkerMetrics
-from processors.worker.written import (
-    CaughtUp,
-    ClickHouseWrittenOffsets,
-    WrittenOffsets,
+from processors.worker_progress.receipts import CaughtUp
+from processors.worker_progress.store import (
+    ClickHouseWorkerProgress,
+    WorkerProgress,
     complete_through,
 )
-from schemas.config import load_config
+from schemas.config import ProductConfig, load_config
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,13 +71,13 @@ class Completeness:
         self,
         settings: Settings,
         clickhouse: ClickHouse,
-        written: WrittenOffsets,
+        progress: WorkerProgress,
         metrics: WorkerMetrics,
     ) -> None:
         self._topic = settings.events_topic
         self._clickhouse = clickhouse
         self._metrics = metrics
-        self._caught_up = CaughtUp(written, timedelta(seconds=settings.receipt_slack_seconds))
+        self._caught_up = CaughtUp(progress, timedelta(seconds=settings.receipt_slack_seconds))
         self.latest: datetime | None = None
 
     def __call__(self, reading: Reading) -> None:
@@ -119,8 +121,8 @@ def run_worker(settings: Settings) -> None:
     state = WorkerState()
     metrics = WorkerMetrics(CollectorRegistry())
     metrics.watch(state, clickhouse)
-    written = ClickHouseWrittenOffsets(clickhouse, settings.events_topic)
-    completeness = Completeness(settings, clickhouse, written, metrics)
+    progress = ClickHouseWorkerProgress(clickhouse, settings.events_topic)
+    completeness = Completeness(settings, clickhouse, progress, metrics)
     lag = ConsumerLagProbe(
         settings.kafka_bootstrap,
         settings.consumer_group,
@@ -128,16 +130,7 @@ def run_worker(settings: Settings) -> None:
         metrics.set_consumer_lag,
         readers=[completeness],
     )
-    config = AppConfig(
-        app_id=settings.consumer_group,
-        bootstrap=settings.kafka_bootstrap,
-        events_topic=settings.events_topic,
-        invalid_topic=settings.invalid_topic,
-        batch_size=settings.sink_batch_size,
-        batch_seconds=settings.sink_batch_seconds,
-        datadir=str(settings.data_dir / "faust"),
-        receipt_slack=timedelta(seconds=settings.receipt_slack_seconds),
-    )
+    config = _app_config(settings)
     processors: list[Processor] = [
         MeteringProcessor(clickhouse, product),
         FeatureUsageProcessor(clickhouse, product.features, staging),
@@ -145,7 +138,7 @@ def run_worker(settings: Settings) -> None:
     app = faust_app(config)
     activation = add_activation(app, settings, clickhouse, product, metrics.activations_emitted)
     steps = [activation.apply] if activation is not None else []
-    build_worker(app, config, store, processors, state, written, steps)
+    build_worker(app, config, store, processors, state, progress, steps)
     api = create_read_api(
         clickhouse,
         product,
@@ -156,23 +149,8 @@ def run_worker(settings: Settings) -> None:
     )
     metrics.serve(api)
     lag.start()
-    watch = None
-    if product.health is not None:
-        watch = HealthWatch(
-            clickhouse,
-            product,
-            product.health,
-            settings.kafka_bootstrap,
-            settings.health_topic,
-            # one worker of the group watches: the one holding partition 0 of `events`
-            watching=lambda: 0 in state.partitions and not app.in_recovery,
-        )
-        watch.start()
-    server = uvicorn.Server(
-        uvicorn.Config(api, host=settings.worker_host, port=settings.worker_port, log_level="info")
-    )
-    thread = threading.Thread(target=server.run, name="read-api", daemon=True)
-    thread.start()
+    watch = _start_health_watch(settings, clickhouse, product, state, app)
+    server, thread = _serve(api, settings)
     settle()
     try:
         WorkerProcess(app, loglevel="INFO").execute_from_commandline()
@@ -182,3 +160,50 @@ def run_worker(settings: Settings) -> None:
         if watch is not None:
             watch.stop()
         thread.join(timeout=10)
+
+
+def _app_config(settings: Settings) -> AppConfig:
+    """The faust app's part of the settings."""
+    return AppConfig(
+        app_id=settings.consumer_group,
+        bootstrap=settings.kafka_bootstrap,
+        events_topic=settings.events_topic,
+        invalid_topic=settings.invalid_topic,
+        batch_size=settings.sink_batch_size,
+        batch_seconds=settings.sink_batch_seconds,
+        datadir=str(settings.data_dir / "faust"),
+        receipt_slack=timedelta(seconds=settings.receipt_slack_seconds),
+    )
+
+
+def _start_health_watch(
+    settings: Settings,
+    clickhouse: ClickHouse,
+    product: ProductConfig,
+    state: WorkerState,
+    app: WorkerApp,
+) -> HealthWatch | None:
+    """The account health watch, started, when `[health]` is configured."""
+    if product.health is None:
+        return None
+    watch = HealthWatch(
+        clickhouse,
+        product,
+        product.health,
+        settings.kafka_bootstrap,
+        settings.health_topic,
+        # one worker of the group watches: the one holding partition 0 of `events`
+        watching=lambda: 0 in state.partitions and not app.in_recovery,
+    )
+    watch.start()
+    return watch
+
+
+def _serve(api: FastAPI, settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
+    """The read API answering from a thread of its own."""
+    server = uvicorn.Server(
+        uvicorn.Config(api, host=settings.worker_host, port=settings.worker_port, log_level="info")
+    )
+    thread = threading.Thread(target=server.run, name="read-api", daemon=True)
+    thread.start()
+    return server, thread

@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaProducer
 
 from ingest.topics import ensure_topics_with_config
-from processors.health.watch import read_sides
+from processors.account_health.watch import read_sides
 from schemas.config import EXAMPLE_CONFIG
 from tests.conftest import Stack
 from tests.harness import Service, basic, http, wait_until

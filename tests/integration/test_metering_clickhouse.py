@@ -309,13 +309,13 @@ def test_the_export_pages_through_every_meter_and_customer_of_a_period(
     from fastapi.testclient import TestClient
 
     from processors.api.auth import read_key_tenant
-    from processors.api.usage import usage_router
+    from processors.api.usage_export import usage_export_router
 
     events = random_calls(random.Random(8), START, 200)
     MeteringProcessor(clickhouse, CONFIG).write(stream(events))
     app = FastAPI()
     app.include_router(
-        usage_router(
+        usage_export_router(
             clickhouse,
             CONFIG,
             read_key_tenant({"rk-a": "acme", "rk-g": "globex"}),

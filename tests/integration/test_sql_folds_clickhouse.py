@@ -1,6 +1,6 @@
 """The writes ClickHouse does itself, held to their Python references on random batches (real
 chDB): the `events` rows built from the staged batch against the rows built in Python, the
-feature counters folded in SQL against `processors.features.processor.fold`, meter rows written
+feature counters folded in SQL against `processors.features.reference.fold`, meter rows written
 as JSON lines against the same rows in clickhouse-connect's Native encoding."""
 
 from __future__ import annotations
@@ -10,17 +10,21 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.features.processor import FeatureUsageProcessor, fold, to_rows
+from processors.features.processor import FeatureUsageProcessor
+from processors.features.reference import fold, to_rows
 from processors.metering import fold as meters
 from processors.model import Delivery, Event, offset_marks
 from processors.storage.clickhouse import ClickHouse
-from processors.storage.events import COLUMNS, ClickHouseEventStore, to_row
+from processors.storage.events import COLUMNS, ClickHouseEventStore
+from processors.storage.events_reference import to_row
 from processors.storage.staging import Staging
 from schemas.activation import Features
 
+pytestmark = pytest.mark.integration
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 names = st.sampled_from(["export_csv", "report_created", "feature_used", "api_call", ""])
 texts = st.text(max_size=6) | st.sampled_from(["é", "日本", "a\u2028b", '"q"', "x" * 300])

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.activation import rules
-from processors.activation.decoded import Decoded
 from processors.activation.engine import ActivationEngine, Decisions
 from processors.activation.records import ACTIVATION, MISSED, Outcome
+from processors.activation.remembered_states import RememberedStates
 from processors.activation.rules import (
     Hit,
     RuleEvaluator,
@@ -394,7 +394,7 @@ def test_crashes_anywhere_give_the_outcomes_of_an_uninterrupted_run(
 
 
 def test_a_state_is_decoded_again_unless_the_store_holds_the_value_it_was_written_as() -> None:
-    remembered = Decoded()
+    remembered = RememberedStates()
     state = SubjectState(0, "t", "aha", "a", "u", 5, {"m1": Hit(7, "m1", "u", 1)})
     written = state.encode()
     remembered.wrote(state.key, written, state)
@@ -413,7 +413,7 @@ def test_the_states_remembered_weigh_at_most_their_limit_the_oldest_going_first(
         SubjectState(0, "t", "aha", "a", user, 5, {f"m{i}": Hit(i, f"m{i}", user, 1) for i in "12"})
         for user in "ab"
     )
-    remembered = Decoded(limit=Decoded.weight(a) + Decoded.weight(b) - 1)
+    remembered = RememberedStates(limit=RememberedStates.weight(a) + RememberedStates.weight(b) - 1)
     remembered.wrote(a.key, a.encode(), a)
     remembered.wrote(b.key, b.encode(), b)  # one more than the limit: a goes
     decodes: list[bytes] = []

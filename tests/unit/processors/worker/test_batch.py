@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from usage_stream_sdk.retry import Backoff
 
@@ -70,3 +70,23 @@ def test_a_failing_store_is_retried_until_it_writes() -> None:
     )
     assert stored == 1 and failures == ["injected store failure"] * 2
     assert recorder.seen == [[("m1", 0)]]
+
+
+def stored_event(i: int, received_at: datetime) -> EnrichedEvent:
+    return EnrichedEvent(
+        tenant="acme", type="track", message_id=f"m-{i}", event="api_call", account="a-1",
+        timestamp=received_at, received_at=received_at,
+    )  # fmt: skip
+
+
+def test_run_batch_times_every_processor_and_reports_when_originals_were_received() -> None:
+    now = datetime.now(UTC)
+    events = [stored_event(i, now - timedelta(seconds=i)) for i in range(3)]
+    messages = [RawMessage(0, i, b"k", e.to_kafka()) for i, e in enumerate(events)]
+    messages.append(RawMessage(0, 3, b"k", events[0].to_kafka()))  # a duplicate
+    messages.append(RawMessage(0, 4, b"k", b"not json"))
+    result = run_batch(messages, InMemoryEventStore(), [Recorder()])
+    assert set(result.processor_seconds) == {"raw", "recorder"}
+    assert all(s >= 0 for s in result.processor_seconds.values())
+    assert result.received_at == [e.received_at for e in events]
+    assert (result.stored, result.duplicates, len(result.rejected)) == (3, 1, 1)

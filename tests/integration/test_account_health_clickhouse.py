@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from processors.account_health.query import scores, tenants
 from processors.api.app import create_read_api
 from processors.features.processor import FeatureUsageProcessor
-from processors.health.query import scores, tenants
 from processors.model import Delivery
 from processors.storage.clickhouse import ClickHouse
 from processors.storage.events import ClickHouseEventStore

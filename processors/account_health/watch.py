@@ -21,8 +21,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from processors.health.query import scores, tenants
-from processors.health.score import Score
+from processors.account_health.query import scores, tenants
+from processors.account_health.score import Score
 from processors.storage.clickhouse import ClickHouse
 from schemas.config import ProductConfig
 from schemas.health import Health

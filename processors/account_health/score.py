@@ -1,6 +1,6 @@
 """The health score of one account from its usage figures: each component 0-100, then weighed.
 
-Pure: the figures come from processors.health.query, so the arithmetic is tested by hand.
+Pure: the figures come from processors.account_health.query, so the arithmetic is tested by hand.
 """
 
 from __future__ import annotations

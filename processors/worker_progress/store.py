@@ -1,28 +1,16 @@
-"""How far the worker has written each partition of the events topic, kept beside the data.
+"""The worker's progress per partition: its boundary, kept in ClickHouse or, for tests, in memory.
 
-faust can acknowledge, and so commit, a message an agent never saw: around a rebalance it skips
-and acks the messages of the old generation still in its queues. The worker does not rely on
-being handed every message: it remembers the first offset of each partition it has not written
-yet, and a batch that begins past that point (or skips offsets) is completed from Kafka before
-it is written (see processors.delivery.gaps).
-
-Beside each offset it keeps a receipt time (`received_through`): every event of the partition
-the collector received before it is written by every processor. The minimum over partitions is
-how complete the numbers are (`complete_through`). Why a time can be known from offsets: the
-collector stamps `receivedAt`, then waits for Kafka's ack for at most its produce timeout, so an
-event received at r is in its partition's log by r + slack (the slack also covers the clocks of
-different hosts). Hence two ways to learn such a time, both less the slack:
-- a batch written up to an event received at R: every event received before R - slack sits at
-  a smaller offset (`processors.model.received_through`);
-- a partition written up to the end offset the broker gave after T0: every event received
-  before T0 - slack was in the log by T0 (`CaughtUp`, for partitions no batch moves).
+Beside each partition's first offset not written yet it keeps a receipt time
+(`received_through`): every event of the partition the collector received before it is written
+by every processor (processors.worker_progress.receipts says how such a time is known). The
+minimum over partitions is how complete the numbers are (`complete_through`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from processors.storage.clickhouse import ClickHouse
@@ -32,7 +20,7 @@ TABLE = "worker_progress"
 COLUMNS = ("topic", "kafka_partition", "next_offset", "received_through")
 
 
-class WrittenOffsets(Protocol):
+class WorkerProgress(Protocol):
     def first_unwritten(self, partitions: Iterable[int]) -> dict[int, int]:
         """Per partition: the first offset not written yet; absent if nothing was written."""
         ...
@@ -46,7 +34,7 @@ class WrittenOffsets(Protocol):
         ...
 
 
-class ClickHouseWrittenOffsets:
+class ClickHouseWorkerProgress:
     """Progress rows in `worker_progress`. Merges keep, per partition, the row with the furthest
     offset; so that row also holds the furthest time, each row carries the furthest time known
     for its partition (read back once per partition, then kept here)."""
@@ -83,7 +71,9 @@ class ClickHouseWrittenOffsets:
             self._through.update({p: as_utc(stored.get(p, EPOCH)) for p in partitions})
 
 
-class InMemoryWrittenOffsets:
+class InMemoryWorkerProgress:
+    """For unit tests: the same contract, kept in dicts."""
+
     def __init__(self) -> None:
         self.written: dict[int, int] = {}
         self.through: dict[int, datetime] = {}
@@ -98,36 +88,6 @@ class InMemoryWrittenOffsets:
             self.written[partition] = max(self.written.get(partition, 0), offset)
             known = self.through.get(partition, EPOCH)
             self.through[partition] = max(known, received_through.get(partition, EPOCH))
-
-
-class CaughtUp:
-    """Receipt times for partitions written to their end, which no batch moves: an idle stream
-    (or one partition of it) is complete up to the last time the broker was asked, less the
-    slack, and that time keeps advancing while nothing arrives.
-
-    Only the worker's own written offsets count, not the group's commits: faust commits
-    messages it skipped without handing them over (see above). A partition with events waiting
-    (or a stopped worker, which asks nothing) keeps its older time. A time is recorded once it
-    has moved by the slack: a finer step is within what the slack gives up already, and an idle
-    worker writes a row per partition every slack seconds, not every probe.
-    """
-
-    def __init__(self, written: WrittenOffsets, slack: timedelta) -> None:
-        self._written = written
-        self._slack = slack
-        self._recorded: dict[int, datetime] = {}
-
-    def record(self, asked_at: datetime, end: Mapping[int, int]) -> None:
-        """`end`: each partition's end offset, as the broker gave it after `asked_at`."""
-        through = asked_at - self._slack
-        due = [p for p in end if through - self._recorded.get(p, EPOCH) >= self._slack]
-        if not due:
-            return
-        written = self._written.first_unwritten(due)
-        # a partition never written and still empty has nothing to write: it is complete too
-        done = {p: written.get(p, 0) for p in due if written.get(p, 0) >= end[p]}
-        self._written.record(done, dict.fromkeys(done, through))
-        self._recorded.update(dict.fromkeys(done, through))
 
 
 def complete_through(clickhouse: ClickHouse, topic: str, partitions: int) -> datetime | None:

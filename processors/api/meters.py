@@ -1,8 +1,8 @@
-"""The usage API the billing system pulls from: meters, one meter's usage, a period's export."""
+"""The meter routes the billing system pulls from: the meters, and one meter's usage."""
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -10,21 +10,13 @@ from pydantic import BaseModel, Field
 
 from processors.api import params
 from processors.api.errors import answers
-from processors.metering.calendar import is_final
+from processors.api.usage_answers import AS_OF, COMPLETE_THROUGH, answer_moment, standing
 from processors.metering.query import UsageWindow, query_usage
 from processors.storage.clickhouse import ClickHouse
-from processors.windows import Window, to_millisecond
+from processors.windows import Window
 from schemas.config import ProductConfig
 from schemas.events import WireTime
 from schemas.meters import Meter
-
-COMPLETE_THROUGH = (
-    "The receipt time through which every event is folded by every processor, from the"
-    " worker's stored progress; null until it has recorded any. Events received later may"
-    " still change the figures."
-)
-AS_OF = "The moment of the answer: held quantities (time_weighted, seats) are held up to it"
-
 
 FROM = (
     "inclusive. Per-minute meters (count, sum, ...) take whole minutes; held meters"
@@ -46,23 +38,7 @@ class UsageAnswer(BaseModel):
     data: list[UsageWindow]
 
 
-class ExportRow(UsageWindow):
-    meter: str
-    unit: str
-
-
-class ExportAnswer(BaseModel):
-    period: str
-    start: str
-    to: str
-    final: bool = Field(description="The period is final: its figures can no longer change")
-    complete_through: str | None = Field(description=COMPLETE_THROUGH)
-    as_of: str = Field(description=AS_OF)
-    data: list[ExportRow]
-    next_cursor: str | None
-
-
-def usage_router(
+def meters_router(
     clickhouse: ClickHouse,
     config: ProductConfig,
     tenant_of: Callable[..., str],
@@ -102,7 +78,7 @@ def usage_router(
         params.in_range(**{"from": start, "to": to})
         if start >= to:
             raise HTTPException(400, "`from` must be before `to`")
-        now, through = _now(), complete_through()
+        now, through = answer_moment(), complete_through()
         try:
             rows = await asyncio.to_thread(
                 query_usage, clickhouse, tenant, meter, config.billing, start, to, window,
@@ -119,65 +95,8 @@ def usage_router(
             "to": to.isoformat(),
             "window": window.value,
             "tz": tz,
-            "final": is_final(to, config.billing, through),
-            "complete_through": _time(through),
-            "as_of": now.isoformat(),
+            **standing(to, config.billing, now, through),
             "data": rows,
         }
 
-    @router.get(
-        "/v1/usage/export",
-        response_model=ExportAnswer,
-        summary="Every meter and customer of one billing period, page by page",
-    )
-    async def export(
-        tenant: Tenant,
-        period: Annotated[str, Query(description="billing month, YYYY-MM, in the billing zone")],
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-        cursor: str | None = None,
-    ) -> dict[str, Any]:
-        start, to = params.billing_period(period, config.billing)
-        meter_index, offset = params.uncursor(cursor, len(config.meters))
-        now, through = _now(), complete_through()
-        page: list[ExportRow] = []
-        next_cursor = None
-        while meter_index < len(config.meters) and len(page) < limit:
-            meter = config.meters[meter_index]
-            wanted = limit - len(page)
-            rows = await asyncio.to_thread(
-                query_usage, clickhouse, tenant, meter, config.billing, start, to,
-                group_by=meter.group_by, limit=wanted + 1, offset=offset, now=now,
-                complete_through=through,
-            )  # fmt: skip
-            page += [
-                ExportRow(meter=meter.name, unit=meter.unit, **r.model_dump())
-                for r in rows[:wanted]
-            ]
-            if len(rows) > wanted:
-                offset += wanted
-                next_cursor = params.cursor(meter_index, offset)
-                break
-            meter_index, offset = meter_index + 1, 0
-        if next_cursor is None and meter_index < len(config.meters):
-            next_cursor = params.cursor(meter_index, offset)
-        return {
-            "period": period,
-            "start": start.isoformat(),
-            "to": to.isoformat(),
-            "final": is_final(to, config.billing, through),
-            "complete_through": _time(through),
-            "as_of": now.isoformat(),
-            "data": page,
-            "next_cursor": next_cursor,
-        }
-
     return router
-
-
-def _now() -> datetime:
-    """The clock to the millisecond: what held quantities are held up to, and `as_of` says."""
-    return to_millisecond(datetime.now(UTC))
-
-
-def _time(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None

@@ -1,4 +1,4 @@
-"""The health API: one account's score with its components, and the tenant's accounts at risk."""
+"""The account health routes: one account's score with its components, the accounts at risk."""
 
 import asyncio
 from collections.abc import Callable
@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
+from processors.account_health.query import scores
+from processors.account_health.score import Score
 from processors.api import params
 from processors.api.errors import answers
-from processors.health.query import scores
-from processors.health.score import Score
 from processors.storage.clickhouse import ClickHouse
 from schemas.config import ProductConfig
 from schemas.events import WireTime
@@ -35,7 +35,7 @@ class HealthListOut(BaseModel):
 At = Annotated[WireTime | None, Query(description="score as of this moment (default: now)")]
 
 
-def health_router(
+def account_health_router(
     clickhouse: ClickHouse, config: ProductConfig, tenant_of: Callable[..., str]
 ) -> APIRouter:
     router = APIRouter(tags=["health"])

@@ -1,12 +1,11 @@
-"""Which offsets a batch lacks, given where each partition was left."""
+"""Which offsets a batch lacks, given where each partition was left (worker_progress.gaps)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.delivery.gaps import missing_ranges
-from processors.worker.written import InMemoryWrittenOffsets
+from processors.worker_progress.gaps import missing_ranges
 
 
 def test_a_batch_that_continues_where_its_partition_was_left_lacks_nothing() -> None:
@@ -41,10 +40,3 @@ def test_the_batch_and_its_missing_ranges_cover_everything_from_the_point(
     filled = {o for _, a, b in ranges for o in range(a, b)}
     assert not filled & offsets
     assert filled | {o for o in offsets if o >= start} == set(range(start, max(offsets) + 1))
-
-
-def test_progress_only_moves_forward() -> None:
-    progress = InMemoryWrittenOffsets()
-    progress.record({0: 10, 1: 4}, {})
-    progress.record({0: 7}, {})  # a late writer of an older batch
-    assert progress.first_unwritten([0, 1, 2]) == {0: 10, 1: 4}

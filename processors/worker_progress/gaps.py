@@ -1,4 +1,5 @@
-"""Reading a range of offsets of one topic partition straight from Kafka, outside any group."""
+"""A batch's gaps: the offsets it lacks after where the worker's progress left each partition,
+read straight from Kafka, outside any group."""
 
 from __future__ import annotations
 

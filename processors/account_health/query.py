@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from processors.health.score import Score, TenantUsage, Usage, score
+from processors.account_health.score import Score, TenantUsage, Usage, score
 from processors.storage.clickhouse import ClickHouse
 from processors.windows import as_utc
 from schemas.config import ProductConfig

@@ -1,12 +1,12 @@
-"""What the worker's written offsets say about receipt times (processors.worker.written)."""
+"""What the worker's progress says about receipt times (processors.worker_progress.receipts)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from processors.model import Delivery, Event, received_through
-from processors.windows import EPOCH
-from processors.worker.written import CaughtUp, InMemoryWrittenOffsets
+from processors.model import Delivery, Event
+from processors.worker_progress.receipts import CaughtUp, received_through
+from processors.worker_progress.store import InMemoryWorkerProgress
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SLACK = timedelta(seconds=30)
@@ -32,19 +32,8 @@ def test_a_batch_vouches_for_its_latest_receipt_per_partition_less_the_slack() -
     assert received_through([], SLACK) == {}
 
 
-def test_in_memory_times_only_move_forward_and_a_partition_without_one_keeps_its_own() -> None:
-    offsets = InMemoryWrittenOffsets()
-    offsets.record({0: 10, 1: 4}, {0: T, 1: T})
-    offsets.record({0: 12, 1: 6}, {0: T - timedelta(seconds=1)})  # 1: all its messages rejected
-    offsets.record({0: 7}, {0: T + timedelta(seconds=9)})  # a late writer of an older batch
-    assert offsets.first_unwritten([0, 1]) == {0: 12, 1: 6}
-    assert offsets.through == {0: T + timedelta(seconds=9), 1: T}
-    offsets.record({2: 3}, {})
-    assert offsets.through[2] == EPOCH  # written, but nothing known of its receipts
-
-
 def test_partitions_written_to_their_end_are_complete_until_the_broker_was_asked() -> None:
-    offsets = InMemoryWrittenOffsets()
+    offsets = InMemoryWorkerProgress()
     offsets.record({0: 10, 1: 4}, {0: T - timedelta(hours=1), 1: T - timedelta(hours=1)})
     caught_up = CaughtUp(offsets, SLACK)
     # 0 is written to its end; 1 has events waiting; 2 never had one
@@ -54,7 +43,7 @@ def test_partitions_written_to_their_end_are_complete_until_the_broker_was_asked
 
 
 def test_an_idle_partition_advances_a_slack_at_a_time() -> None:
-    offsets = InMemoryWrittenOffsets()
+    offsets = InMemoryWorkerProgress()
     caught_up = CaughtUp(offsets, SLACK)
     caught_up.record(T, {0: 0})
     caught_up.record(T + SLACK / 2, {0: 0})  # within the slack of the last time: no new row

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from processors.activation.rules import SubjectState
 
 
-class Decoded:
+class RememberedStates:
     """The states this engine last wrote, decoded, each with the value it was written as: a
     subject's state read again in the next batch (an account's, often) is taken from here when
     the store still holds that very value, instead of decoding all its hits again. Without it a

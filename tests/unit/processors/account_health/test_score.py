@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from processors.health.score import TenantUsage, Usage, score
+from processors.account_health.score import TenantUsage, Usage, score
 from schemas.config import ConfigError, parse_config
 from schemas.health import Health
 

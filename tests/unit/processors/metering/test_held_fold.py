@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from processors.metering.calendar import final_at, period_end, period_start, periods_between
 from processors.metering.fold import SCALE
-from processors.metering.held import Report, held_quantities
+from processors.metering.held_fold import Report, held_quantities
 from processors.windows import Window, windows_between
 from schemas.config import Billing
 from schemas.meters import Meter

@@ -1,4 +1,4 @@
-"""The worker's progress per partition, kept in ClickHouse (processors.worker.written)."""
+"""The worker's progress per partition, kept in ClickHouse (processors.worker_progress)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from processors.storage.clickhouse import ClickHouse
-from processors.worker.written import CaughtUp, ClickHouseWrittenOffsets, complete_through
+from processors.worker_progress.receipts import CaughtUp
+from processors.worker_progress.store import ClickHouseWorkerProgress, complete_through
 
 pytestmark = pytest.mark.integration
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def test_progress_is_the_furthest_point_per_topic_and_partition(clickhouse: ClickHouse) -> None:
-    events = ClickHouseWrittenOffsets(clickhouse, "events")
-    other = ClickHouseWrittenOffsets(clickhouse, "events-v2")
+    events = ClickHouseWorkerProgress(clickhouse, "events")
+    other = ClickHouseWorkerProgress(clickhouse, "events-v2")
     assert events.first_unwritten([0, 1]) == {}
     events.record({0: 10, 1: 4}, {})
     events.record({0: 25}, {})
@@ -30,7 +31,7 @@ def test_progress_is_the_furthest_point_per_topic_and_partition(clickhouse: Clic
 
 
 def test_complete_through_is_the_earliest_partitions_furthest_time(clickhouse: ClickHouse) -> None:
-    events = ClickHouseWrittenOffsets(clickhouse, "events")
+    events = ClickHouseWorkerProgress(clickhouse, "events")
     assert complete_through(clickhouse, "events", 2) is None  # no rows
     events.record({0: 10, 1: 4}, {0: T})
     assert complete_through(clickhouse, "events", 2) is None  # 1: written, but no time known
@@ -50,10 +51,10 @@ def test_merges_keep_the_furthest_time_even_when_it_came_with_an_earlier_offset(
 ) -> None:
     """Merges keep the row with the furthest offset: that row carries the furthest time known,
     in this process and in the next one."""
-    events = ClickHouseWrittenOffsets(clickhouse, "events")
+    events = ClickHouseWorkerProgress(clickhouse, "events")
     events.record({0: 10}, {0: T})  # e.g. the partition idle, complete until T
     events.record({0: 15}, {0: T - timedelta(seconds=3)})  # then a batch of late producers
-    restarted = ClickHouseWrittenOffsets(clickhouse, "events")
+    restarted = ClickHouseWorkerProgress(clickhouse, "events")
     restarted.record({0: 20}, {0: T - timedelta(seconds=2)})
     restarted.record({1: 1}, {1: T + timedelta(hours=1)})
     clickhouse.command("OPTIMIZE TABLE worker_progress FINAL")
@@ -63,7 +64,7 @@ def test_merges_keep_the_furthest_time_even_when_it_came_with_an_earlier_offset(
 
 
 def test_partitions_written_to_their_end_advance_with_the_clock(clickhouse: ClickHouse) -> None:
-    events = ClickHouseWrittenOffsets(clickhouse, "events")
+    events = ClickHouseWorkerProgress(clickhouse, "events")
     events.record({0: 10}, {0: T - timedelta(hours=1)})
     caught_up = CaughtUp(events, timedelta(seconds=30))
     caught_up.record(T, {0: 10, 1: 0})  # 1 never had an event
