@@ -62,10 +62,18 @@ def ensure_copartitioned(bootstrap: str, name: str, like: str, compacted: bool =
     return partitions
 
 
-def ensure_topics_with_config(bootstrap: str, name: str, partitions: int, compacted: bool) -> bool:
-    """Create one topic, compacted if asked; False when it already exists."""
+def ensure_topics_with_config(
+    bootstrap: str,
+    name: str,
+    partitions: int,
+    compacted: bool,
+    extra: dict[str, str] | None = None,
+) -> bool:
+    """Create one topic, compacted if asked (with `extra` topic configs); False when it already
+    exists."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=10000)
     configs = {"cleanup.policy": "compact"} if compacted else {}
+    configs |= extra or {}
     try:
         if name in set(admin.list_topics()):
             return False

@@ -15,6 +15,7 @@ from schemas.activation import Activation, Features
 from schemas.health import Health
 from schemas.meters import Meter
 from schemas.plans import Alerts, Plan, plan_problems
+from schemas.webhooks import Webhook, webhook_problems
 from schemas.zones import ZoneName
 
 # The commented example: every field, the demo's meters and rules. Shipped as package data, so
@@ -53,6 +54,8 @@ class ProductConfig(BaseModel):
     # what each plan includes and where it alerts, and how alerts re-arm: see schemas.plans
     plans: list[Plan] = Field(default_factory=list)
     alerts: Alerts = Field(default_factory=Alerts)
+    # where each tenant's usage alerts are POSTed as signed webhooks: see schemas.webhooks
+    webhooks: list[Webhook] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _names_unique(self) -> ProductConfig:
@@ -103,6 +106,7 @@ def parse_config(data: dict[str, Any], source: Path | str = "<config>") -> Produ
         ]
         raise ConfigError(source, problems) from None
     problems = plan_problems(config.plans, {m.name for m in config.meters})
+    problems += webhook_problems(config.webhooks)
     if problems:
         raise ConfigError(source, problems)
     return config

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         default="account_health",
         description="accounts whose health score crossed the threshold (compacted, by account)",
     )
+    alerts_topic: str = Field(
+        default="usage_alerts",
+        description="plan thresholds crossed and tiers changed (compacted, by tenant:account)",
+    )
     topic_partitions: int = Field(default=6, ge=1, le=1024)
     produce_timeout_seconds: float = Field(default=10.0, gt=0)
     # zstd: it costs the collector ~8 µs per event and saves the worker ~35 (docs/performance.md);
@@ -117,13 +121,17 @@ class Settings(BaseSettings):
     # Worker
     worker_host: str = "127.0.0.1"
     worker_port: int = Field(default=8081, ge=0, le=65535)
+    webhooks_host: str = "127.0.0.1"
+    webhooks_port: int = Field(
+        default=8082, ge=0, le=65535, description="the webhook sender's /metrics and /readyz"
+    )
     consumer_group: str = "usage-stream"
     # up to 10,000 events a batch: per-batch costs (marks, inserts, parts) dominate below that;
     # at low load the batch window (sink_batch_seconds) still sends each one within 0.25 s
     sink_batch_size: int = Field(default=10_000, ge=1)
     sink_batch_seconds: float = Field(default=0.25, gt=0)
     dedup_horizon_days: int = Field(default=35, ge=1)
-    # The slack in the worker's `complete_through` (processors.worker.written): an event the
+    # The slack in the worker's `complete_through` (processors.worker_progress): an event the
     # collector received at r is in Kafka by r + this. The collector's produce timeout (above;
     # its producer gives up a second after it) plus how far the hosts' clocks may differ.
     receipt_slack_seconds: float = Field(
@@ -132,6 +140,11 @@ class Settings(BaseSettings):
         description="how long after receivedAt an event may still reach Kafka: the collectors'"
         " produce timeout plus the clock difference between hosts",
     )
+
+    # Webhooks: a failed delivery is tried again after a jittered delay of up to base·2^n
+    # seconds (capped), for as long as its endpoint's `retry_for`
+    webhooks_backoff_base_seconds: float = Field(default=2.0, gt=0, le=3600)
+    webhooks_backoff_cap_seconds: float = Field(default=1800.0, gt=0, le=86400)
 
     @field_validator("write_keys", "read_keys")
     @classmethod
@@ -155,6 +168,11 @@ class Settings(BaseSettings):
         if write & {k.get_secret_value() for k in self.read_keys.values()}:
             raise ValueError("a read key must not also be a write key")
         return self
+
+    @property
+    def webhooks_group(self) -> str:
+        """The webhook sender's consumer group of `alerts_topic`: its own, beside the worker's."""
+        return f"{self.consumer_group}.webhooks"
 
     @property
     def local_clickhouse_dir(self) -> Path:

@@ -76,6 +76,7 @@ def stack(kafka: LocalBroker, clickhouse_server: LocalClickHouse, tmp_path: Path
         "USAGE_STREAM_INVALID_TOPIC": f"events.invalid-{tag}",
         "USAGE_STREAM_ACTIVATIONS_TOPIC": f"activations-{tag}",
         "USAGE_STREAM_HEALTH_TOPIC": f"account_health-{tag}",
+        "USAGE_STREAM_ALERTS_TOPIC": f"usage_alerts-{tag}",
         "USAGE_STREAM_TOPIC_PARTITIONS": "3",
         "USAGE_STREAM_CONSUMER_GROUP": f"group-{tag}",
         "USAGE_STREAM_WRITE_KEYS": json.dumps({tenant: write_key, "other": f"wk_other_{tag}"}),

@@ -72,7 +72,7 @@ class Service:
     def start(self, timeout: float = 90.0, ready_path: str = "/readyz") -> Service:
         with self.log_file.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "usage_stream.cli", self.command],
+                [sys.executable, "-m", "usage_stream.cli", *self.command.split()],
                 env={**os.environ, **self.env},
                 stdout=out,
                 stderr=subprocess.STDOUT,

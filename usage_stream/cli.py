@@ -41,7 +41,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     else:
         print(
             f"configuration is valid: {len(product.meters)} meter(s),"
-            f" {len(product.activation.rules)} activation rule(s) in {path or '(no file)'}"
+            f" {len(product.activation.rules)} activation rule(s),"
+            f" {len(product.webhooks)} webhook endpoint(s) in {path or '(no file)'}"
         )
     return 0
 
@@ -73,6 +74,39 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     run_worker(_settings())
     return 0
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if args.action == "run":
+        from processors.webhooks.process import run_webhooks
+
+        run_webhooks(settings)
+        return 0
+    from processors.storage.clickhouse import open_clickhouse
+    from processors.webhooks import DeliveryLog, DeliveryStatus, endpoints
+    from processors.webhooks.resend import UnknownRecord, resend
+    from schemas.config import ConfigError, load_config
+
+    try:
+        product = load_config(settings.config_file)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 1
+    clickhouse = open_clickhouse(
+        settings.clickhouse_dsn, settings.clickhouse_database, settings.clickhouse_secret()
+    )
+    try:
+        outcomes = resend(
+            args.id, endpoints(product.webhooks), DeliveryLog(clickhouse), args.endpoint
+        )
+    except UnknownRecord as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"record {args.id}:")
+    for outcome in outcomes:
+        print(f"  {outcome.describe()}")
+    return 0 if all(o.status is DeliveryStatus.DELIVERED for o in outcomes) else 1
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -213,6 +247,7 @@ what it uses (environment variables, defaults in brackets):
   USAGE_STREAM_COLLECTOR_PORT    the collector  [{default["collector_port"]}]
   USAGE_STREAM_WORKER_PORT       the first worker's read API; the next ones take the ports
                                  after it  [{default["worker_port"]}]
+  USAGE_STREAM_WEBHOOKS_PORT     the webhook sender's /metrics  [{default["webhooks_port"]}]
   USAGE_STREAM_WRITE_KEYS, USAGE_STREAM_READ_KEYS
                                  tenants' keys as JSON  [the demo's: wk_demo_acme, rk_demo_acme…]
 `usage-stream config` prints every setting in force."""
@@ -266,6 +301,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply ClickHouse schema migrations").set_defaults(
         func=cmd_migrate
     )
+    _add_webhooks(sub)
     demo = sub.add_parser("demo", help="send synthetic product events to a running stack")
     demo.set_defaults(func=cmd_demo)
 
@@ -318,6 +354,36 @@ def parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--show", type=int, default=50, help="differences to print")
     reconcile.set_defaults(func=cmd_reconcile)
     return p
+
+
+def _add_webhooks(sub: Any) -> None:
+    webhooks = sub.add_parser(
+        "webhooks",
+        help="deliver usage alerts as signed webhooks, or send one again",
+        description="Usage alerts (the USAGE_STREAM_ALERTS_TOPIC topic) POSTed to each tenant's"
+        " [[webhooks]] endpoints of USAGE_STREAM_CONFIG_FILE, signed the Standard Webhooks way,"
+        " retried with backoff for the endpoint's retry_for; every attempt is kept in the"
+        " ClickHouse table webhook_deliveries (GET /v1/webhooks/deliveries lists them).",
+    )
+    action = webhooks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    action.add_parser(
+        "run",
+        help="run the sender: its own consumer group, /metrics on USAGE_STREAM_WEBHOOKS_PORT",
+        description="Consumes the alerts topic in its own consumer group and delivers each"
+        " record to its tenant's endpoints; resumes the pending deliveries of its partitions"
+        " from the delivery log. Serves /metrics, /healthz and /readyz on"
+        " USAGE_STREAM_WEBHOOKS_HOST:USAGE_STREAM_WEBHOOKS_PORT. SIGTERM or SIGINT stops it.",
+    )
+    resend = action.add_parser(
+        "resend",
+        help="send one record again (same webhook-id) and print what each endpoint answered",
+        description="Looks the record up in the delivery log and POSTs it once more to every"
+        " endpoint it was delivered (or failed to be delivered) to, with the same webhook-id."
+        " Exits 1 unless every endpoint answered 2xx.",
+    )
+    resend.add_argument("id", metavar="ID", help="the alert record's id (its webhook-id)")
+    resend.add_argument("--endpoint", metavar="NAME", help="only to this endpoint")
+    webhooks.set_defaults(func=cmd_webhooks)
 
 
 def _add_bench(sub: Any) -> None:

@@ -85,7 +85,9 @@ def generate(tenant: str, plan: Plan, now: datetime) -> list[dict[str, Any]]:
             user = f"{account}-user-{u}"
             joined = signup + timedelta(hours=rng.uniform(0, 48) if u else 0)
             events.append(_call("identify", user, account, joined, traits={"plan": plan_name}))
-            events.append(_call("group", user, account, joined, traits={"name": account}))
+            # the plan trait of the group call (Segment's reserved trait) puts it on a plan
+            traits = {"name": account, "plan": plan_name}
+            events.append(_call("group", user, account, joined, traits=traits))
             events.append(_call("track", user, account, joined, event="signed_up"))
             events.extend(_seat(rng, user, account, joined, now))
             events.extend(_activity(rng, user, account, joined, now))
@@ -270,6 +272,18 @@ def print_activations(worker_url: str, read_key: str, tenant: str) -> None:
         )
 
 
+def print_alerts(worker_url: str, read_key: str, tenant: str) -> None:
+    """The plan thresholds the demo's accounts crossed, from the alerts API."""
+    found = get_json(f"{worker_url}/v1/alerts?state=fired&limit=10000", read_key)
+    if not found:
+        return
+    crossed = Counter(f"{a['meter']} {a['threshold']}" for a in found)
+    accounts = len({a["account"] for a in found})
+    print(f"\n  tenant {tenant}: plan thresholds crossed by {accounts} accounts (/v1/alerts)")
+    for what, n in sorted(crossed.items()):
+        print(f"    {what:<24} {n:>3} accounts")
+
+
 def print_health(worker_url: str, read_key: str, tenant: str) -> None:
     """The three least healthy accounts, from the health API (when `[health]` is configured)."""
     try:
@@ -344,6 +358,7 @@ def run(
             worker_url, read_keys[tenant], tenant, now - timedelta(days=plan.days + 3), now
         )
         print_activations(worker_url, read_keys[tenant], tenant)
+        print_alerts(worker_url, read_keys[tenant], tenant)
         print_health(worker_url, read_keys[tenant], tenant)
     if missing:
         raise RuntimeError(f"not every event reached ClickHouse within {wait_seconds}s: {missing}")

@@ -78,7 +78,7 @@ def spawn(command: str, env: dict[str, str], log_file: Path) -> subprocess.Popen
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "usage_stream.cli", command],
+            [sys.executable, "-m", "usage_stream.cli", *command.split()],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -141,17 +141,16 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True, workers: in
         env["USAGE_STREAM_CONFIG_FILE"] = str(EXAMPLE_CONFIG)
     collector_url = f"http://{settings.collector_host}:{settings.collector_port}"
     worker_url = f"http://{settings.worker_host}:{settings.worker_port}"
-    envs = {"collector": env} | {
+    envs = {"collector": env, "webhooks": env} | {
         "worker" if n == 0 else f"worker-{n + 1}": env
         | {"USAGE_STREAM_WORKER_PORT": str(settings.worker_port + n)}
         for n in range(workers)
     }
-    urls = {
-        name: collector_url
-        if name == "collector"
-        else f"http://{settings.worker_host}:{child_env['USAGE_STREAM_WORKER_PORT']}"
-        for name, child_env in envs.items()
-    }
+    urls = {"collector": collector_url,
+            "webhooks": f"http://{settings.webhooks_host}:{settings.webhooks_port}"} | {
+        name: f"http://{settings.worker_host}:{child_env['USAGE_STREAM_WORKER_PORT']}"
+        for name, child_env in envs.items() if name.startswith("worker")
+    }  # fmt: skip
     logs = settings.data_dir / "logs"
     children: dict[str, subprocess.Popen[bytes]] = {}
     with ExitStack() as running:
@@ -197,8 +196,8 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True, workers: in
 
 
 def command_of(name: str) -> str:
-    """The command a child runs: `worker-2` is a worker."""
-    return name.split("-")[0]
+    """The command a child runs: `worker-2` is a worker, `webhooks` the webhook sender."""
+    return "webhooks run" if name == "webhooks" else name.split("-")[0]
 
 
 def supervise(

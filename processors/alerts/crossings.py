@@ -43,6 +43,7 @@ class Crossing:
     quantity: Decimal  # the period-to-date quantity after the batch
     plan: str
     threshold: str = ""  # `80%` or `5000`; empty for a tier change
+    generation: int = 0  # the threshold's re-arms before it (a tier change: the changes before)
     level: Decimal | None = None  # the quantity the threshold stands at under this plan
     included: Decimal | None = None
     # fired: the other thresholds the same batch fired, ascending
@@ -109,7 +110,8 @@ def evaluate(
     def record(kind: Kind, level: Decimal, key: str, generation: int) -> Crossing:
         return Crossing(
             id=crossing_id(place, key, generation, kind), kind=kind, place=place,
-            quantity=quantity, plan=plan.name, threshold=key, level=level, included=included,
+            quantity=quantity, plan=plan.name, threshold=key, generation=generation,
+            level=level, included=included,
             with_others=tuple(k for _, k, _ in fired if k != key) if kind is Kind.FIRED else (),
         )  # fmt: skip
 
@@ -126,6 +128,7 @@ def evaluate(
                     place=place,
                     quantity=quantity,
                     plan=plan.name,
+                    generation=changes,
                     tier_left=tier,
                     tier_entered=entered,
                 )

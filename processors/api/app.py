@@ -1,4 +1,4 @@
-"""The worker's HTTP side: health, readiness and the tenant-scoped read API over ClickHouse.
+"""The worker's HTTP side: liveness, readiness and the tenant-scoped read API over ClickHouse.
 
 With the embedded chDB engine only the process that owns the data directory can read it, so the
 worker, which writes, also answers reads.
@@ -15,12 +15,14 @@ from pydantic import BaseModel, Field
 from ingest.api_docs import serve_docs
 from processors.api.account_health import account_health_router
 from processors.api.activations import activations_router
+from processors.api.alerts import alerts_router
 from processors.api.auth import read_key_tenant
 from processors.api.errors import answers
 from processors.api.events import events_router
 from processors.api.features import features_router
 from processors.api.meters import meters_router
 from processors.api.usage_export import usage_export_router
+from processors.api.webhooks import webhooks_router
 from processors.storage.clickhouse import ClickHouse
 from schemas.config import ProductConfig
 
@@ -51,6 +53,8 @@ def create_read_api(
         features_router(clickhouse, tenant_of),
         events_router(clickhouse, tenant_of),
         account_health_router(clickhouse, product, tenant_of),
+        alerts_router(clickhouse, product, tenant_of),
+        webhooks_router(clickhouse, tenant_of),
     ):
         app.include_router(router, responses=answers(400, 401))
 

@@ -17,6 +17,7 @@ from ingest.heap import settle
 from ingest.topics import ensure_topics, ensure_topics_with_config, when_kafka_answers
 from processors.account_health.watch import HealthWatch
 from processors.activation.setup import add_activation
+from processors.alerts.setup import add_alerts
 from processors.api.app import create_read_api
 from processors.features.processor import FeatureUsageProcessor
 from processors.metering.processor import MeteringProcessor
@@ -131,8 +132,10 @@ def run_worker(settings: Settings) -> None:
         readers=[completeness],
     )
     config = _app_config(settings)
+    # plan thresholds and tiers, on the metering fold's rows; state per partition held now
+    alerts = add_alerts(settings, clickhouse, product, lambda: state.partitions)
     processors: list[Processor] = [
-        MeteringProcessor(clickhouse, product),
+        MeteringProcessor(clickhouse, product, alerts),
         FeatureUsageProcessor(clickhouse, product.features, staging),
     ]
     app = faust_app(config)

@@ -14,6 +14,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from ingest.metrics import CollectorMetrics
+from processors.webhooks.metrics import WebhookMetrics
 from processors.worker.metrics import WorkerMetrics
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -36,9 +37,9 @@ def promtool(*args: str, cwd: Path = PROMETHEUS) -> str:
 
 
 def exported() -> set[str]:
-    """Every series name the collector and the worker can expose."""
+    """Every series name the collector, the worker and the webhook sender can expose."""
     names = set()
-    for build in (CollectorMetrics, WorkerMetrics):
+    for build in (CollectorMetrics, WorkerMetrics, WebhookMetrics):
         registry = CollectorRegistry()
         build(registry)
         for family in registry.collect():

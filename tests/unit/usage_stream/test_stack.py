@@ -92,8 +92,8 @@ def test_sigint_stops_up_even_when_started_with_sigint_ignored() -> None:
         "import time\n"
         "from usage_stream.stack import stop_on_signals\n"
         "stop_on_signals()\n"
-        "print('ready', flush=True)\n"
-        "try:\n"
+        "try:\n"  # the signal may come while 'ready' is still being written
+        "    print('ready', flush=True)\n"
         "    time.sleep(30)\n"
         "except KeyboardInterrupt:\n"
         "    print('stopping', flush=True)\n"
