@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -82,6 +83,18 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
         from processors.webhooks.process import run_webhooks
 
         run_webhooks(settings)
+        return 0
+    if args.action == "receive":
+        from usage_stream.demo import DEMO_WEBHOOK_SECRET, WEBHOOK_RECEIVER_PORT, received_path
+        from usage_stream.webhook_receiver import serve
+
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGINT: stopped, no trace
+            serve(
+                "127.0.0.1",
+                args.port or WEBHOOK_RECEIVER_PORT,
+                args.secret or DEMO_WEBHOOK_SECRET,
+                received_path(settings.data_dir),
+            )
         return 0
     from processors.storage.clickhouse import open_clickhouse
     from processors.webhooks import DeliveryLog, DeliveryStatus, endpoints
@@ -381,6 +394,16 @@ def _add_webhooks(sub: Any) -> None:
         " endpoint it was delivered (or failed to be delivered) to, with the same webhook-id."
         " Exits 1 unless every endpoint answered 2xx.",
     )
+    receive = action.add_parser(
+        "receive",
+        help="a local receiver that verifies signatures and prints each record (the demo's)",
+        description="Listens on 127.0.0.1, verifies every request's Standard Webhooks signature"
+        " with the secret, prints one line per record and appends them to"
+        " USAGE_STREAM_DATA_DIR/logs/webhooks-received.jsonl. For trying webhooks locally;"
+        " `usage-stream up` runs it for the demo's endpoints.",
+    )
+    receive.add_argument("--port", type=int, help="default 8090, the demo's endpoints' port")
+    receive.add_argument("--secret", help="whsec_…; default: the demo's endpoints' secret")
     resend.add_argument("id", metavar="ID", help="the alert record's id (its webhook-id)")
     resend.add_argument("--endpoint", metavar="NAME", help="only to this endpoint")
     webhooks.set_defaults(func=cmd_webhooks)

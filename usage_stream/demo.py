@@ -32,6 +32,17 @@ ENDPOINTS = ("/v1/search", "/v1/ingest", "/v1/reports", "/v1/users")
 
 DEMO_TENANTS = ("acme", "globex", "initech")
 
+# The webhook endpoints of the example configuration: a receiver `up` runs beside the demo
+# (`usage-stream webhooks receive`), verifying signatures with this secret.
+DEMO_WEBHOOK_SECRET = "whsec_dXNhZ2Utc3RyZWFtIGRlbW8gd2ViaG9vayBzZWNyZXQ="
+WEBHOOK_RECEIVER_PORT = 8090
+
+
+def received_path(data_dir: Path) -> Path:
+    """Where the demo's receiver keeps what it received, as JSON lines."""
+    return data_dir / "logs" / "webhooks-received.jsonl"
+
+
 # Every demo event's messageId is a name in this namespace: the same demo, sent twice, is the
 # same events twice, which the worker stores and counts once.
 ID_NAMESPACE = uuid.UUID("5d3c6a1e-9a53-4f4e-8f38-0c1a5e7d2b10")
@@ -272,16 +283,37 @@ def print_activations(worker_url: str, read_key: str, tenant: str) -> None:
         )
 
 
-def print_alerts(worker_url: str, read_key: str, tenant: str) -> None:
-    """The plan thresholds the demo's accounts crossed, from the alerts API."""
-    found = get_json(f"{worker_url}/v1/alerts?state=fired&limit=10000", read_key)
+def print_alerts(worker_url: str, read_key: str, tenant: str) -> int:
+    """The plan thresholds the demo's accounts crossed, from the alerts API; how many records
+    the tenant has."""
+    every = get_json(f"{worker_url}/v1/alerts?limit=10000", read_key)
+    found = [a for a in every if a["kind"] == "fired"]
     if not found:
-        return
+        return len(every)
     crossed = Counter(f"{a['meter']} {a['threshold']}" for a in found)
     accounts = len({a["account"] for a in found})
     print(f"\n  tenant {tenant}: plan thresholds crossed by {accounts} accounts (/v1/alerts)")
     for what, n in sorted(crossed.items()):
-        print(f"    {what:<24} {n:>3} accounts")
+        print(f"    {what:<24} {n:>3} account{'' if n == 1 else 's'}")
+    return len(every)
+
+
+def print_received(data_dir: Path, alerts: int, wait_seconds: float = 20.0) -> None:
+    """What the demo's webhook receiver got, once it holds every alert record sent (the
+    sender delivers a moment after the worker wrote them)."""
+    path = received_path(data_dir)
+    deadline = time.monotonic() + wait_seconds
+    ids: set[str] = set()
+    while time.monotonic() < deadline:
+        lines = path.read_text().splitlines() if path.exists() else []
+        ids = {json.loads(line)["webhook_id"] for line in lines}
+        if len(ids) >= alerts:
+            break
+        time.sleep(0.5)
+    print(
+        f"\n  webhooks: the demo's receiver verified the signatures of {len(ids)} of the"
+        f" {alerts} alert records ({path})"
+    )
 
 
 def print_health(worker_url: str, read_key: str, tenant: str) -> None:
@@ -311,6 +343,7 @@ def run(
     plan: Plan = Plan(),
     wait_seconds: float = 60.0,
     data_dir: Path | None = None,
+    receiver: bool = False,
 ) -> dict[str, Counter[str]]:
     """Send every tenant's stream, wait until ClickHouse holds it all, print what landed.
     With `data_dir`, a second run sends the same events as the first (see `anchor`)."""
@@ -353,13 +386,16 @@ def run(
                 f"  {row['users']:>3} users"
             )
     missing = {t: len(sent[t]) - len(stored[t]) for t in sent if len(stored[t]) < len(sent[t])}
+    alerts = 0
     for tenant in sent:
         print_meters(
             worker_url, read_keys[tenant], tenant, now - timedelta(days=plan.days + 3), now
         )
         print_activations(worker_url, read_keys[tenant], tenant)
-        print_alerts(worker_url, read_keys[tenant], tenant)
+        alerts += print_alerts(worker_url, read_keys[tenant], tenant)
         print_health(worker_url, read_keys[tenant], tenant)
+    if receiver and data_dir is not None:
+        print_received(data_dir, alerts)
     if missing:
         raise RuntimeError(f"not every event reached ClickHouse within {wait_seconds}s: {missing}")
     return landed

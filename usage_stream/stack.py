@@ -141,12 +141,19 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True, workers: in
         env["USAGE_STREAM_CONFIG_FILE"] = str(EXAMPLE_CONFIG)
     collector_url = f"http://{settings.collector_host}:{settings.collector_port}"
     worker_url = f"http://{settings.worker_host}:{settings.worker_port}"
-    envs = {"collector": env, "webhooks": env} | {
-        "worker" if n == 0 else f"worker-{n + 1}": env
-        | {"USAGE_STREAM_WORKER_PORT": str(settings.worker_port + n)}
-        for n in range(workers)
-    }
+    # the demo's webhook endpoints (the example configuration's) answer on a local receiver
+    receiver = demo_run and settings.config_file is None
+    envs = (
+        ({"webhook-receiver": env} if receiver else {})
+        | {"collector": env, "webhooks": env}
+        | {
+            "worker" if n == 0 else f"worker-{n + 1}": env
+            | {"USAGE_STREAM_WORKER_PORT": str(settings.worker_port + n)}
+            for n in range(workers)
+        }
+    )
     urls = {"collector": collector_url,
+            "webhook-receiver": f"http://127.0.0.1:{demo.WEBHOOK_RECEIVER_PORT}",
             "webhooks": f"http://{settings.webhooks_host}:{settings.webhooks_port}"} | {
         name: f"http://{settings.worker_host}:{child_env['USAGE_STREAM_WORKER_PORT']}"
         for name, child_env in envs.items() if name.startswith("worker")
@@ -181,8 +188,9 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True, workers: in
             print(f"\nstack is up. ClickHouse: {settings.clickhouse_dsn}\n", flush=True)
             if demo_run:
                 demo.run(
-                    collector_url, worker_url, write_keys, read_keys, data_dir=settings.data_dir
-                )
+                    collector_url, worker_url, write_keys, read_keys,
+                    data_dir=settings.data_dir, receiver=receiver,
+                )  # fmt: skip
             if stay:
                 print(
                     f"\ncollector {collector_url}/v1/batch · read API {worker_url}/docs"
@@ -197,7 +205,8 @@ def up(settings: Settings, demo_run: bool = True, stay: bool = True, workers: in
 
 def command_of(name: str) -> str:
     """The command a child runs: `worker-2` is a worker, `webhooks` the webhook sender."""
-    return "webhooks run" if name == "webhooks" else name.split("-")[0]
+    special = {"webhooks": "webhooks run", "webhook-receiver": "webhooks receive"}
+    return special.get(name, name.split("-")[0])
 
 
 def supervise(

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Stack
+from tests.harness import Service
 from usage_stream import demo
+from usage_stream.stack import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -29,16 +31,26 @@ def test_the_demo_lands_prints_no_negative_number_and_a_second_run_adds_nothing(
         "USAGE_STREAM_WRITE_KEYS": json.dumps(write_keys),
         "USAGE_STREAM_READ_KEYS": json.dumps(read_keys),
     }
+    data_dir = Path(stack.env["USAGE_STREAM_DATA_DIR"])
+    env = {**stack.env, **keys}
+    # the example configuration's webhook endpoints: the demo's receiver, on its fixed port
+    receiver = Service("webhooks receive", env, demo.WEBHOOK_RECEIVER_PORT,
+                       tmp_path / "receiver.log").start()  # fmt: skip
+    port = free_port()
+    sender = Service("webhooks run", env | {"USAGE_STREAM_WEBHOOKS_PORT": str(port)}, port,
+                     tmp_path / "sender.log").start()  # fmt: skip
     worker = stack.service("worker", **keys).start()
     collector = stack.service("collector", **keys).start()
     try:
-        landed = demo.run(collector.url, worker.url, write_keys, read_keys, data_dir=tmp_path)
+        landed = demo.run(collector.url, worker.url, write_keys, read_keys, data_dir=data_dir,
+                          receiver=True)  # fmt: skip
         first = capsys.readouterr().out
-        again = demo.run(collector.url, worker.url, write_keys, read_keys, data_dir=tmp_path)
+        again = demo.run(collector.url, worker.url, write_keys, read_keys, data_dir=data_dir,
+                         receiver=True)  # fmt: skip
         second = capsys.readouterr().out
     finally:
-        collector.stop()
-        worker.stop()
+        for service in (collector, worker, sender, receiver):
+            service.stop()
     assert sorted(landed) == sorted(write_keys)
     meters = _meter_lines(first)
     assert meters, first
@@ -49,3 +61,7 @@ def test_the_demo_lands_prints_no_negative_number_and_a_second_run_adds_nothing(
     assert "adds nothing" in second
     stored = re.findall(r"tenant (\w+): (\d+) of (\d+) events stored", second)
     assert stored and all(n == of for _, n, of in stored), second
+    # the plans' thresholds crossed, delivered signed to the receiver, which verified each
+    for printed in (first, second):
+        (verified,) = re.findall(r"verified the signatures of (\d+) of the (\d+) alert", printed)
+        assert int(verified[1]) > 0 and verified[0] == verified[1], printed
