@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
-from ingest import openapi, payload
+from ingest import openapi
 from ingest.api_docs import serve_docs
-from ingest.errors import AsciiJSONResponse, CollectorError, ErrorKind
+from ingest.errors import CollectorError
+from ingest.intake import Intake, write_key_from_header
 from ingest.limits import Limits
-from ingest.metrics import CollectorMetrics, events_in
+from ingest.metrics import CollectorMetrics
 from ingest.ratelimit import RateLimiter
-from ingest.sink import EventSink, SinkUnavailable
-from ingest.validation import admit
+from ingest.sink import EventSink
 
-log = logging.getLogger(__name__)
+__all__ = ["create_collector", "write_key_from_header"]
 
 DESCRIPTION = """Segment's HTTP tracking API. Each event is judged on its own: a well-formed
 request is answered 200 even when some (or all) of its events are invalid, with the rejected
@@ -40,17 +36,6 @@ class _Collector(FastAPI):
         if self.openapi_schema is None:
             self.openapi_schema = openapi.document(self)
         return self.openapi_schema
-
-
-def write_key_from_header(authorization: str | None) -> str | None:
-    """Segment's convention: HTTP Basic auth with the write key as user name, no password."""
-    if not authorization or not authorization.lower().startswith("basic "):
-        return None
-    try:
-        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return decoded.split(":", 1)[0] or None
 
 
 def create_collector(
@@ -79,76 +64,12 @@ def create_collector(
     )
     metrics.serve(app)
     serve_docs(app)
+    accept = Intake(sink, tenants_by_write_key, limits, metrics, rate_limiter).accept
 
     @app.exception_handler(CollectorError)
     async def _problem(request: Request, exc: CollectorError) -> Response:
         metrics.rejected(request, exc.kind.name.lower())
         return exc.response()
-
-    def throttle(write_key: str) -> None:
-        if rate_limiter is not None and (wait := rate_limiter.retry_after(write_key)) is not None:
-            raise CollectorError(
-                ErrorKind.RATE_LIMITED, "this write key sends too many events", retry_after=wait
-            )
-
-    async def accept(request: Request, call: str | None) -> JSONResponse:
-        received_at = datetime.now(UTC)
-        max_body = limits.max_body_bytes
-        header_key = write_key_from_header(request.headers.get("authorization"))
-        if header_key is not None and header_key not in tenants_by_write_key:
-            raise CollectorError(ErrorKind.BAD_KEY, "the write key is not known")
-        if header_key is not None:
-            throttle(header_key)  # before reading the body: a throttled sender costs little
-        if (length := request.headers.get("content-length", "")).isdigit() and (
-            int(length) > max_body
-        ):
-            raise CollectorError(ErrorKind.TOO_LARGE, f"the body is larger than {max_body}")
-        body = await payload.read_body(request.stream(), max_body)
-        data = payload.decode(body, request.headers.get("content-encoding"), max_body)
-        document = payload.parse_json(data)
-        key = header_key or payload.write_key_from_body(document) or ""
-        tenant = tenants_by_write_key.get(key)
-        try:
-            if tenant is None:
-                raise CollectorError(
-                    ErrorKind.BAD_KEY, "send your write key as the Basic-auth user"
-                )
-            if header_key is None:
-                throttle(key)
-            envelope = payload.envelope(document, call, limits)
-        except CollectorError:
-            metrics.received(request, events_in(document, call), tenant)
-            raise
-        if rate_limiter is not None:
-            rate_limiter.charge(key, len(envelope.items))
-        admission = admit(
-            envelope.items,
-            tenant=tenant,
-            received_at=received_at,
-            limits=limits,
-            sent_at=envelope.sent_at,
-            context=envelope.context,
-            call=call,
-        )
-        # Received in two parts, so that received = accepted + rejected holds event by event.
-        if admission.rejected:
-            metrics.received(request, len(admission.rejected), tenant)
-            metrics.rejected(request, ErrorKind.BAD_PAYLOAD.code)
-        metrics.received(request, len(admission.accepted), tenant)
-        try:
-            with metrics.producing():
-                await sink.publish(admission.accepted, admission.rejected)
-        except SinkUnavailable as exc:
-            log.warning("refused %d events of %s: %s", len(envelope.items), tenant, exc)
-            raise CollectorError(ErrorKind.SINK_UNAVAILABLE, str(exc), retry_after=1) from exc
-        metrics.accepted(request)
-        answer = openapi.Accepted(
-            success=not admission.rejected,
-            accepted=len(admission.accepted),
-            rejected=[openapi.RejectedEvent(**r.public()) for r in admission.rejected],
-            warnings=[openapi.EventNotice(**w.public()) for w in admission.warnings],
-        )
-        return AsciiJSONResponse(answer.model_dump(by_alias=True))
 
     @app.post("/v1/batch", summary="Send a batch of track, identify and group calls")
     async def batch(request: Request) -> JSONResponse:
