@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from processors.model import Delivery
+from processors.windows import to_minute
 from schemas.activation import Features
 
 # (tenant, account, feature, minute, partition)
@@ -33,7 +34,7 @@ def fold(features: Features, deliveries: Iterable[Delivery]) -> dict[Key, Usage]
         feature = features.feature_of(event.event, event.properties)
         if feature is None:
             continue
-        minute = event.timestamp.replace(second=0, microsecond=0)
+        minute = to_minute(event.timestamp)
         key = (event.tenant, event.account, feature, minute, delivery.partition)
         usage = rows.setdefault(key, Usage())
         usage.events += 1

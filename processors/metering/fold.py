@@ -16,7 +16,7 @@ from typing import Any
 
 from processors.metering.calendar import FinalAt
 from processors.model import Delivery, Event
-from processors.windows import EPOCH
+from processors.windows import EPOCH, to_minute
 from schemas.config import ProductConfig
 from schemas.enriched import CLAMPED, FLAG_KEY
 from schemas.filters import filters_match
@@ -159,7 +159,7 @@ def fold(config: ProductConfig, events: Iterable[Event], partition: int = 0) -> 
             if cell is None:
                 if event.timestamp != stamp:  # a batch's events often share their time
                     stamp = event.timestamp
-                    minute, ends = stamp.replace(second=0, microsecond=0), final(stamp)
+                    minute, ends = to_minute(stamp), final(stamp)
                 place = (event.tenant, event.account, minute, int(event.received_at >= ends))
                 cell = cells.get(place)
                 if cell is None:
