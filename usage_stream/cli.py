@@ -413,9 +413,11 @@ def _add_bench(sub: Any) -> None:
     bench = sub.add_parser(
         "bench",
         help="measure throughput, freshness, CPU and memory on a private local stack",
-        description="Starts its own Kafka broker (free ports, a temporary directory), collector"
-        " and worker, and measures: the collector alone (batches of --batch events), a baseline"
-        " Kafka → ClickHouse copier and the worker on the same pre-loaded topic, end-to-end"
+        description="Starts its own Kafka broker and local ClickHouse server (free ports, a"
+        " temporary directory), collector and workers, and measures: the collector alone"
+        " (batches of --batch events), a baseline Kafka → ClickHouse copier and the worker on"
+        " the same pre-loaded topic (over HTTP, and with chDB inside the process), two workers"
+        " in one group, end-to-end"
         " throughput from HTTP to ClickHouse flat out and sustained with the consumer lag flat,"
         " and freshness (receivedAt → stored in ClickHouse) at half the sustained rate. Prints a"
         " table, writes the JSON report, stops everything it started. Exits 1 if any event was"

@@ -1,6 +1,7 @@
 """`usage-stream bench-activation`: how fast an activation follows its qualifying event.
 
-A private stack (its own Kafka broker on free ports and a worker, in a temporary directory):
+A private stack (its own Kafka broker and ClickHouse server on free ports and a worker, in a
+temporary directory):
 each subject's signup and first reports are sent ahead, then the qualifying reports one at a
 time at a steady rate, straight to the `events` topic. For each, from the moment Kafka has
 acknowledged it (the worker can read it from then on, a fetch round-trip away) to its
@@ -93,15 +94,21 @@ def run(options: Options) -> dict[str, Any]:
 
     from ingest.topics import ensure_topics
     from processors.activation.rules import outcome_id
+    from usage_stream.bench.database import PASSWORD_VARIABLE
     from usage_stream.broker import LocalBroker
+    from usage_stream.clickhouse_server import LocalClickHouse
     from usage_stream.stack import free_port, spawn, terminate, wait_ready
 
     home = Path(tempfile.mkdtemp(prefix="usage-stream-bench-activation-"))
     broker = LocalBroker(home / "kafka", port=free_port(), controller_port=free_port())
+    server = LocalClickHouse(
+        home / "clickhouse-server", http_port=free_port(), tcp_port=free_port()
+    )
     print(f"starting a private Kafka broker on {broker.bootstrap} (files in {home}) …", flush=True)
     broker.start()
     worker = None
     try:
+        server.start()
         (home / "rules.toml").write_text(RULE)
         read_key, port = f"rk_{secrets.token_hex(8)}", free_port()
         env = {**os.environ, "USAGE_STREAM_DATA_DIR": str(home / "data"),
@@ -111,6 +118,8 @@ def run(options: Options) -> dict[str, Any]:
                "USAGE_STREAM_READ_KEYS": json.dumps({"bench": read_key}),
                "USAGE_STREAM_WRITE_KEYS": "{}",
                "USAGE_STREAM_WORKER_PORT": str(port),
+               "USAGE_STREAM_CLICKHOUSE_URL": server.dsn,
+               PASSWORD_VARIABLE: server.password,
                "USAGE_STREAM_SINK_BATCH_SECONDS": str(options.batch_seconds)}  # fmt: skip
         ensure_topics(broker.bootstrap, ["events"], options.partitions)
         print("starting the worker …", flush=True)
@@ -161,7 +170,10 @@ def run(options: Options) -> dict[str, Any]:
     finally:
         if worker is not None:
             terminate(worker)
-        broker.stop()
+        try:
+            server.stop()
+        finally:
+            broker.stop()
         if not options.keep:
             import shutil
 

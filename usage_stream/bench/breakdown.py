@@ -2,8 +2,9 @@
 with nothing to do. Beside the baseline copier they show where the worker's time goes.
 
 - `process`: aiokafka batches (like the copier) through `run_batch`: decode, dedup, the raw
-  event store, metering and feature usage, into a chDB directory of its own. Activation is left
-  out: it keeps its state in faust tables and cannot run without faust.
+  event store, metering and feature usage, into a database of its own (on the server the worker
+  writes to, or chDB inside the process). Activation is left out: it keeps its state in faust
+  tables and cannot run without faust.
 - `faust`: the worker's faust app, reading `events` a fetch at a time like the worker, whose batch
   handler only commits the batch's offsets: faust's own cost per event.
 
@@ -28,13 +29,21 @@ from processors.storage.staging import Staging
 from processors.worker.app import AppConfig, faust_app
 from processors.worker.batch import Processor, run_batch
 from schemas.config import load_config
+from usage_stream.bench import database
 from usage_stream.bench.copier import group_consumer
 
 
 async def process(
-    bootstrap: str, topic: str, group: str, dsn: str, config: str, batch_size: int, seconds: float
+    bootstrap: str,
+    topic: str,
+    group: str,
+    where: tuple[str, str],
+    config: str,
+    batch_size: int,
+    seconds: float,
 ) -> None:
-    clickhouse = open_clickhouse(dsn, "usage_stream")
+    """`run_batch` on aiokafka batches into `where` (dsn, database) until SIGTERM or SIGINT."""
+    clickhouse = open_clickhouse(*where, database.password())
     product = load_config(config)
     staging = Staging(clickhouse)
     store = ClickHouseEventStore(clickhouse, staging=staging)
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--topic", required=True)
     p.add_argument("--group", required=True)
-    p.add_argument("--dsn", help="chdb:///path for --mode process, a directory of its own")
+    database.add_arguments(p, "usage_stream")  # --mode process only
     p.add_argument("--datadir", help="faust's files for --mode faust, a directory of its own")
     p.add_argument("--config", help="the product config (meters, features) for --mode process")
     p.add_argument("--batch-size", type=int, default=2000)
@@ -101,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         where = (args.bootstrap, args.topic, args.group)
         batches = (args.batch_size, args.batch_seconds)
-        asyncio.run(process(*where, args.dsn, args.config, *batches))
+        store = (args.dsn, args.database)
+        asyncio.run(process(*where, store, args.config, *batches))
     return 0
 
 

@@ -1,10 +1,12 @@
 """The baseline: a minimal Kafka → ClickHouse copier, no decoding and no processing.
 
 It reads the same topic with aiokafka (the client faust itself runs on), inserts each batch's
-raw messages into one table through the same clickhouse-connect/chDB path and batch limits as
-the worker, and commits offsets only after the insert, as the worker does. What the worker does
-beyond this is the price of faust and of our processing; the benchmark reports the ratio.
-Run as its own process on its own chDB directory: `python -m usage_stream.bench.copier ...`.
+raw messages into one table through clickhouse-connect with the same batch limits as the
+worker, and commits offsets only after the insert, as the worker does. What the worker does
+beyond this is the price of faust and of our processing; the benchmark reports the ratio, with
+both over HTTP to the same server (same transport) and both with chDB inside the process.
+Run as its own process, on a database or a chDB directory of its own:
+`python -m usage_stream.bench.copier ...`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from aiokafka import AIOKafkaConsumer
 
 from processors.storage.clickhouse import connect
+from usage_stream.bench import database
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS copied
@@ -53,10 +56,16 @@ def group_consumer(
 
 
 async def copy(
-    bootstrap: str, topic: str, group: str, dsn: str, batch_size: int, batch_seconds: float
+    bootstrap: str,
+    topic: str,
+    group: str,
+    where: tuple[str, str],
+    batch_size: int,
+    batch_seconds: float,
 ) -> int:
-    """Copy until SIGTERM or SIGINT; returns how many messages were copied."""
-    client = connect(dsn, "bench_copier")
+    """Copy into `where` (dsn, database) until SIGTERM or SIGINT; returns how many messages
+    were copied."""
+    client = connect(*where, database.password())
     client.command(TABLE)
     consumer, stop = group_consumer(bootstrap, topic, group)
     copied = 0
@@ -83,16 +92,17 @@ async def copy(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="copy a topic into chDB with no processing")
+    p = argparse.ArgumentParser(description="copy a topic into ClickHouse with no processing")
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--topic", required=True)
     p.add_argument("--group", required=True)
-    p.add_argument("--dsn", required=True, help="chdb:///path, a directory of its own")
+    database.add_arguments(p, "bench_copier")
     p.add_argument("--batch-size", type=int, default=2000)
     p.add_argument("--batch-seconds", type=float, default=0.25)
     args = p.parse_args(argv)
+    where = (args.dsn, args.database)
     copied = asyncio.run(
-        copy(args.bootstrap, args.topic, args.group, args.dsn, args.batch_size, args.batch_seconds)
+        copy(args.bootstrap, args.topic, args.group, where, args.batch_size, args.batch_seconds)
     )
     print(f"copied {copied} messages", flush=True)
     return 0

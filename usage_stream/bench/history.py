@@ -4,8 +4,9 @@ Generated inside ClickHouse (INSERT … SELECT FROM numbers), so 20 million take
 not the hours sending them would: event times spread over the dedup horizon before now, three
 tenants, 5,000 accounts each, random ids, every partition of the topic. The worker then starts
 on that table and its rate is compared with its rate on empty tables, in the same bench run.
-Run as its own process, before the worker opens the directory (chDB lets one process at a time
-open it): `python -m usage_stream.bench.history --dsn chdb:///… --events N --partitions P`.
+Run as its own process before the worker starts (with chDB inside, only one process at a time
+may open the directory): `python -m usage_stream.bench.history --dsn … --database … --events N
+--partitions P`; the bench stores it on its server, in the database the worker then writes to.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import time
 
 from processors.storage.clickhouse import open_clickhouse
+from usage_stream.bench import database
 
 CHUNK = 5_000_000  # rows per INSERT … SELECT: one progress line each
 INSERT = """
@@ -39,9 +41,9 @@ FROM numbers({start:UInt64}, {count:UInt64})
 """
 
 
-def preload(dsn: str, events: int, partitions: int, horizon_days: int = 35) -> float:
-    """Insert `events` history rows; returns the seconds it took."""
-    clickhouse = open_clickhouse(dsn, "usage_stream")
+def preload(where: tuple[str, str], events: int, partitions: int, horizon_days: int = 35) -> float:
+    """Insert `events` history rows into `where` (dsn, database); returns the seconds it took."""
+    clickhouse = open_clickhouse(*where, database.password())
     started = time.monotonic()
     for start in range(0, events, CHUNK):
         count = min(CHUNK, events - start)
@@ -69,11 +71,11 @@ def preload(dsn: str, events: int, partitions: int, horizon_days: int = 35) -> f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", required=True, help="the worker's chdb:///… directory")
+    database.add_arguments(parser, "usage_stream")  # the worker's
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--partitions", type=int, required=True)
     args = parser.parse_args()
-    preload(args.dsn, args.events, args.partitions)
+    preload((args.dsn, args.database), args.events, args.partitions)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from usage_stream.bench.events import EventSource
 from usage_stream.bench.loadgen import LoadResult
 from usage_stream.bench.measure import CpuWindow, consumed_rate, lag_slope, per_second
 from usage_stream.bench.offsets import GroupOffsets, OffsetSample
-from usage_stream.bench.sandbox import PRELOAD_TENANT, BenchStack, Process
+from usage_stream.bench.procstat import cpu_seconds
+from usage_stream.bench.sandbox import PRELOAD_TENANT, SERVER, BenchStack, Process
 
 Say = Callable[[str], None]
 SAMPLE_SECONDS = 0.25
@@ -51,12 +52,11 @@ class Bench:
         self._loads = 0  # message ids are `<tenant>.<load>-<n>`: distinct across loads
 
     def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of every running process of the stack, its broker and server."""
         readings = {p.name: p.usage.sample().cpu for p in self.stack.processes if p.alive()}
-        broker = self.stack.broker.pid()
-        if broker is not None:
-            from usage_stream.bench.procstat import cpu_seconds
-
-            readings["broker"] = cpu_seconds(broker)
+        for name, pid in (("broker", self.stack.broker.pid()), (SERVER, self.stack.server.pid())):
+            if pid is not None:
+                readings[name] = cpu_seconds(pid)
         return readings
 
     def progress(self, group: str) -> OffsetSample:
@@ -170,38 +170,60 @@ def top_up(bench: Bench, events: int) -> int:
 def consume_all(bench: Bench, process: Process, group: str, total: int, cap: float) -> Phase:
     """Time `process` reading the pre-loaded topic into ClickHouse, for at most `cap` seconds
     once it has started committing (a slow consumer is measured on part of the topic)."""
+    return consume_together(bench, [process], process.name, group, total, cap)
+
+
+def consume_together(
+    bench: Bench, processes: Sequence[Process], name: str, group: str, total: int, cap: float
+) -> Phase:
+    """`consume_all` for consumers sharing one group. With more than one, measured from when
+    every one answers ready (all have joined: the rebalance is behind them), for at most `cap`
+    seconds from then, unless by then too little is left to measure (then from the first
+    commit; `extra["after_all_ready"]` says which)."""
     samples: list[tuple[OffsetSample, dict[str, float]]] = []
-    deadline = time.monotonic() + cap + 60  # start-up included
+    latest = time.monotonic() + cap + 60  # start-up included
+    deadline = latest
     first_commit: float | None = None
+    together = len(processes) > 1
+    waiting = [p for p in processes if p.url] if together else []
+    all_ready: float | None = None
     shown = 0.0
     while time.monotonic() < deadline:
-        process.check()
+        for process in processes:
+            process.check()
+        waiting = [p for p in waiting if not p.ready()]
         progress = bench.progress(group)
         samples.append((progress, bench.cpu()))
+        if together and all_ready is None and not waiting:
+            all_ready = progress.at
+            deadline = min(latest, all_ready + cap)  # `cap` seconds of all of them
+            bench.say(f"  {name}: all ready, {progress.committed:,} committed by then")
         if progress.committed >= total:
             break
         if progress.committed and first_commit is None:
             first_commit = progress.at
-            deadline = min(deadline, first_commit + cap)
+            if not together:
+                deadline = min(deadline, first_commit + cap)
         if progress.at - shown >= 5:
             shown = progress.at
-            bench.say(f"  {process.name}: {progress.committed:,} of {total:,} committed")
+            bench.say(f"  {name}: {progress.committed:,} of {total:,} committed")
         time.sleep(SAMPLE_SECONDS)
-    rate, seconds, window, events = consumed_rate(samples, total)
+    ready = [s for s in samples if all_ready is not None and s[0].at >= all_ready]
+    rate, seconds, window, events = consumed_rate(ready, total)
+    after_all_ready = rate > 0
+    if not after_all_ready:
+        rate, seconds, window, events = consumed_rate(samples, total)
     done = samples[-1][0].committed if samples else 0
-    bench.say(f"  {process.name}: {rate:,.0f} events/s ({done:,} of {total:,} committed)")
-    return Phase(
-        process.name,
-        events,
-        seconds,
-        rate,
-        window.seconds,
-        {
-            "committed": done,
-            "complete": done >= total,
-            "events_per_cpu_second": per_second(events, window.of(process.name)),
-        },
-    )
+    bench.say(f"  {name}: {rate:,.0f} events/s ({done:,} of {total:,} committed)")
+    extra: dict[str, Any] = {
+        "committed": done,
+        "complete": done >= total,
+        "events_per_cpu_second": per_second(events, window.of(*(p.name for p in processes))),
+    }
+    if together:
+        extra["after_all_ready"] = after_all_ready
+        extra["consumers"] = len(processes)
+    return Phase(name, events, seconds, rate, window.seconds, extra)
 
 
 def through_everything(
@@ -229,7 +251,7 @@ def through_everything(
         f"  accepted {accepted:,.0f}/s, committed {stored:,.0f}/s, lag {end.lag:,}"
         f" ({'flat' if flat else f'growing {slope:,.0f}/s'})"
     )
-    pipeline_cpu = window.of("collector", "worker", "broker")
+    pipeline_cpu = window.of("collector", "worker", "broker", SERVER)
     return Phase(
         name,
         result.events_accepted,
@@ -263,12 +285,12 @@ def drain(bench: Bench, group: str, timeout: float) -> bool:
 
 
 def readback(stack: BenchStack, worker: str, tenants: Sequence[str]) -> dict[str, Any]:
-    """Freshness and exactness from a stopped worker's chDB directory (see bench.readback)."""
-    dsn = stack.worker_dsn(worker)
-    argv = [sys.executable, "-m", "usage_stream.bench.readback", "--dsn", dsn]
+    """Freshness and exactness from a stopped worker's database (see bench.readback)."""
+    args, env = stack.readback_env(worker)
+    argv = [sys.executable, "-m", "usage_stream.bench.readback", *args]
     for tenant in tenants:
         argv += ["--tenant", tenant]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"reading the worker's ClickHouse failed: {done.stderr[-2000:]}")
     found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])

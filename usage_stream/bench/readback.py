@@ -1,7 +1,8 @@
 """Reading the worker's ClickHouse after the run: freshness, and that each event was stored once.
 
-With chDB only the process that owns a data directory may open it, so this runs as its own
-process once the worker has stopped (`python -m usage_stream.bench.readback ...`). Freshness is
+It runs as its own process once the worker has stopped (with chDB inside the process, only the
+process that owns a data directory may open it): `python -m usage_stream.bench.readback ...`,
+on the worker's database. Freshness is
 `stored_at - received_at` of every event of the tenant: from the collector's receive time to
 the insert that made the event queryable (stored_at is the insert's now64(3)).
 """
@@ -14,11 +15,13 @@ import sys
 from typing import Any
 
 from processors.storage.clickhouse import connect
+from usage_stream.bench import database
 
 
-def freshness(dsn: str, database: str, tenant: str) -> dict[str, Any]:
-    """Events stored for `tenant`, distinct ids among them, and freshness percentiles (s)."""
-    client = connect(dsn, database)
+def freshness(where: tuple[str, str], tenant: str) -> dict[str, Any]:
+    """Events stored for `tenant` in `where` (dsn, database), distinct ids among them, and
+    freshness percentiles (s)."""
+    client = connect(*where, database.password())
     row = client.query(
         "SELECT count(), uniqExact(message_id),"
         " quantilesExact(0.5, 0.95, 0.99)(toFloat64(stored_at) - toFloat64(received_at)),"
@@ -45,11 +48,11 @@ def freshness(dsn: str, database: str, tenant: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="freshness and exactness of a stopped worker's data")
-    p.add_argument("--dsn", required=True)
-    p.add_argument("--database", default="usage_stream")
+    database.add_arguments(p, "usage_stream")  # the worker's
     p.add_argument("--tenant", action="append", required=True)
     args = p.parse_args(argv)
-    found = {tenant: freshness(args.dsn, args.database, tenant) for tenant in args.tenant}
+    where = (args.dsn, args.database)
+    found = {tenant: freshness(where, tenant) for tenant in args.tenant}
     print(json.dumps(found), flush=True)
     return 0
 

@@ -21,7 +21,7 @@ from usage_stream.bench.phases import Bench, Phase
 from usage_stream.bench.procstat import Usage, machine_load
 from usage_stream.bench.profile import Profiler
 from usage_stream.bench.report import table, targets
-from usage_stream.bench.sandbox import TENANTS, BenchStack
+from usage_stream.bench.sandbox import SERVER, TENANTS, BenchStack
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,14 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     load_before = machine_load()
     results: dict[str, Any] = {}
     profiles: dict[str, Any] = {}
-    broker: Usage | None = None
+    services: list[Usage] = []  # the broker's and the server's: started apart from the others
     try:
         say(f"starting a private Kafka broker on {stack.broker.bootstrap} (files in {home})")
         stack.broker.start()
-        broker = Usage("broker", stack.broker.pid() or 0)
+        services.append(Usage("broker", stack.broker.pid() or 0))
+        say(f"starting a private ClickHouse server on {stack.server.url}")
+        stack.server.start()
+        services.append(Usage(SERVER, stack.server.pid() or 0))
         ensure_topics(
             stack.broker.bootstrap,
             [stack.topic, "events.invalid", phases.SINK_TOPIC],
@@ -93,13 +96,19 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         results["sink"] = phases.sink_alone(bench, options.events // 2)
         total = phases.top_up(bench, options.events)
 
-        # 2. Consumers of the same pre-loaded topic, one at a time, each in its own group.
+        # 2. Consumers of the same pre-loaded topic, one at a time, each in its own group and
+        # its own database: over HTTP to the server (the production path), and the copier and
+        # the worker again with chDB inside their process.
         cap = max(10.0, 1.5 * options.duration)
         batches = (options.sink_batch_size, options.sink_batch_seconds)
-        say(f"baseline copier: reading the {total:,} events into its own chDB, no processing")
-        copier = stack.copier("bench-copier", *batches)
-        results["baseline"] = phases.consume_all(bench, copier, "bench-copier", total, cap)
-        copier.stop()
+        copiers = ((False, "baseline", "over HTTP to the server"),
+                   (True, "baseline_embedded", "into chDB inside it"))  # fmt: skip
+        for embedded, key, what in copiers:
+            say(f"baseline copier: reading the {total:,} events {what}, no processing")
+            group = f"bench-{key.replace('_', '-')}"
+            copier = stack.copier(group, *batches, embedded=embedded)
+            results[key] = phases.consume_all(bench, copier, group, total, cap)
+            copier.stop()
         for mode, what in (("process", "our processing without faust"), ("faust", "faust alone")):
             say(f"{what}: reading the same events (at most {cap:.0f}s)")
             consumer = stack.breakdown(mode, f"bench-{mode}", *batches)
@@ -107,13 +116,20 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
                 bench, consumer, f"bench-{mode}", total, cap
             )
             consumer.stop()
-        say(f"worker alone: the same events through every processor (at most {cap:.0f}s)")
+        say(f"worker alone over HTTP: the same events through every processor (at most {cap:.0f}s)")
         worker = stack.worker("bench-worker")
         profiler = _profiler(options, worker.popen.pid, "worker", cap)
         results["worker"] = phases.consume_all(bench, worker, "bench-worker", total, cap)
         if profiler is not None:
             profiles["worker"] = profiler.finish()
         worker.stop(timeout=5)  # what it holds unwritten is not measured: no need to wait
+        say(f"worker alone with chDB inside it: the same events (at most {cap:.0f}s)")
+        worker = stack.worker("bench-worker-embedded", "worker-embedded", embedded=True)
+        results["worker_embedded"] = phases.consume_all(
+            bench, worker, "bench-worker-embedded", total, cap
+        )
+        worker.stop(timeout=5)
+        results["two_workers"] = _two_workers(bench, stack, total, cap)
         if options.history:
             results["worker_history"] = _worker_with_history(
                 bench, stack, options, total, cap, profiles
@@ -140,8 +156,8 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         phases.drain(bench, group, timeout=10)  # its backlog is not measured: a short wait
         for process in stack.processes:
             process.usage.sample()
-        if broker is not None:
-            broker.sample()
+        for service in services:
+            service.sample()
         say("stopping the worker to read its ClickHouse: freshness and exactness")
         worker.stop(timeout=10)
         found = phases.readback(stack, "worker-e2e", TENANTS[1:])
@@ -153,12 +169,25 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         if not options.keep:
             shutil.rmtree(home, ignore_errors=True)
 
-    report = _report(options, results, found, bench, stack, broker, profiles, load_before)
+    report = _report(options, results, found, bench, stack, services, profiles, load_before)
     report["freshness"]["drained"] = drained
     options.output.write_text(json.dumps(report, indent=2, default=str))
     print(table(report))
     print(f"\nreport written to {options.output}")
     return report
+
+
+def _two_workers(bench: Bench, stack: BenchStack, total: int, cap: float) -> Phase:
+    """Two `usage-stream worker` processes in one consumer group, writing to one database on
+    the server, reading the same pre-loaded topic: the partitions split between them."""
+    group, names = "bench-two-workers", ("worker-two-1", "worker-two-2")
+    bench.say(f"two workers, one group, one database: the same events (at most {cap:.0f}s)")
+    workers = [stack.worker(group, name, database="bench_two_workers") for name in names]
+    try:
+        return phases.consume_together(bench, workers, "two workers", group, total, cap)
+    finally:
+        for worker in workers:
+            worker.stop(timeout=5)
 
 
 def _worker_with_history(
@@ -169,10 +198,11 @@ def _worker_with_history(
     cap: float,
     profiles: dict[str, Any],
 ) -> Phase:
-    """The worker-alone phase again, on a worker whose tables already hold `options.history`
-    stored events: what the dedup check and every other per-batch query cost with history."""
+    """The worker-alone phase again (over HTTP), on a worker whose tables on the server already
+    hold `options.history` stored events: what the dedup check and every other per-batch query
+    cost with history."""
     name = "worker-history"
-    bench.say(f"history: storing {options.history:,} events in the tables of a second worker")
+    bench.say(f"history: storing {options.history:,} events in the database of a second worker")
     started = time.monotonic()
     preload = stack.history(name, options.history)
     if preload.wait() != 0:
@@ -223,13 +253,15 @@ def _find_sustained(bench: Bench, group: str, guess: float, duration: float) -> 
 def _sustainable(results: dict[str, Phase]) -> float:
     """A first guess at the rate the whole pipeline sustains on this machine: 90% of the
     slowest of the collector alone, the worker alone, and what the CPUs give both at once at
-    the CPU each spent per event (the broker's share included in theirs)."""
+    the CPU each spent per event (the broker's share included in theirs, the server's share
+    of the worker's phase added to the worker's)."""
     collector, worker = results["collector"], results["worker"]
     rates = [collector.per_second, worker.per_second]
     costs = [1 / r.extra["events_per_cpu_second"] for r in (collector, worker)
              if r.extra.get("events_per_cpu_second")]  # fmt: skip
     if len(costs) == 2:
-        rates.append((os.cpu_count() or 1) / sum(costs))
+        server = _server_us(worker) or 0.0
+        rates.append((os.cpu_count() or 1) / (sum(costs) + server / 1e6))
     return 0.9 * min(rates)
 
 
@@ -246,21 +278,16 @@ def _report(
     found: dict[str, Any],
     bench: Bench,
     stack: BenchStack,
-    broker: Usage | None,
+    services: list[Usage],
     profiles: dict[str, Any],
     load_before: tuple[float, float, float],
 ) -> dict[str, Any]:
     fresh = found.get("bench_fresh", {})
     exactness = _exactness(found, bench.accepted)
+    usages = [p.usage for p in stack.processes] + services
     processes = {
-        p.name: {"peak_rss_bytes": p.usage.peak_rss, "cpu_seconds": round(p.usage.cpu, 2)}
-        for p in stack.processes
+        u.name: {"peak_rss_bytes": u.peak_rss, "cpu_seconds": round(u.cpu, 2)} for u in usages
     }
-    if broker is not None:
-        processes["broker"] = {
-            "peak_rss_bytes": broker.peak_rss,
-            "cpu_seconds": round(broker.cpu, 2),
-        }
     loadgens = [r for r in results.values() if "loadgen_cpu_seconds" in r.extra]
     processes["load generator"] = {
         "peak_rss_bytes": max((r.extra["loadgen_peak_rss_bytes"] for r in loadgens), default=0),
@@ -278,6 +305,8 @@ def _report(
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         **{name: _phase(phase) for name, phase in results.items()},
         "worker_vs_baseline": results["worker"].per_second / baseline if baseline else 0.0,
+        "transport": _transport(results),
+        "scale": _scale(results),
         **_history(results),
         "freshness": {"rate": results["freshness_load"].per_second, **fresh},
         "exactness": exactness,
@@ -326,15 +355,79 @@ def _micros(phase: Phase | None) -> float | None:
     return round(1e6 / rate, 1) if rate else None
 
 
+def _server_us(phase: Phase | None) -> float | None:
+    """The ClickHouse server's CPU per event over the phase's measured stretch: the inserts
+    and queries it ran for the consumer (over HTTP), or its background (chDB inside)."""
+    if phase is None or not phase.events:
+        return None
+    return round(1e6 * phase.cpu.get(SERVER, 0.0) / phase.events, 1)
+
+
+def _costs(phase: Phase | None, over_http: bool) -> dict[str, Any]:
+    """A consumer's rate and CPU per event: its process, the server, and the sum of what was
+    spent for it (the server's counts over HTTP only; with chDB inside it is background)."""
+    process, server = _micros(phase), _server_us(phase)
+    total = None if process is None else round(process + ((server or 0.0) if over_http else 0.0), 1)
+    return {
+        "per_second": round(phase.per_second) if phase is not None else 0,
+        "process_us": process,
+        "server_us": server,
+        "total_us": total,
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
+
+
+def _transport(results: dict[str, Phase]) -> dict[str, Any]:
+    """The worker and the copier over HTTP to the server and with chDB inside their process,
+    on the same topic: what the HTTP path costs in all (the process and the server)."""
+    costs = {
+        "worker_http": _costs(results.get("worker"), True),
+        "worker_embedded": _costs(results.get("worker_embedded"), False),
+        "baseline_http": _costs(results.get("baseline"), True),
+        "baseline_embedded": _costs(results.get("baseline_embedded"), False),
+    }
+    total = {name: c["total_us"] for name, c in costs.items()}
+    return {
+        **costs,
+        "worker_http_vs_embedded_total": _ratio(total["worker_http"], total["worker_embedded"]),
+        "worker_vs_baseline_total_http": _ratio(total["worker_http"], total["baseline_http"]),
+        "worker_vs_baseline_total_embedded": _ratio(
+            total["worker_embedded"], total["baseline_embedded"]
+        ),
+    }
+
+
+def _scale(results: dict[str, Phase]) -> dict[str, Any]:
+    """Two workers in one group against one, both over HTTP to one server, on this machine's
+    cores (which the broker and the server share with them)."""
+    two, one = results.get("two_workers"), results["worker"]
+    if two is None:
+        return {}
+    return {
+        "cpus": os.cpu_count(),
+        "two_workers_per_second": round(two.per_second),
+        "one_worker_per_second": round(one.per_second),
+        "two_workers_vs_one": round(two.per_second / one.per_second, 3) if one.per_second else 0.0,
+        "after_all_ready": two.extra.get("after_all_ready", False),
+        **{k: v for k, v in _costs(two, True).items() if k != "per_second"},
+    }
+
+
 def _where_time_goes(results: dict[str, Phase]) -> dict[str, Any]:
-    """CPU microseconds per event of each consumer of the same topic: the copier is Kafka and
-    ClickHouse alone; processing without faust adds our decoding and processors (activation
-    aside); faust alone is the framework with nothing to do; the worker is all of it."""
+    """CPU microseconds per event of each consumer of the same topic, its own process (the
+    server's share is in `transport`): the copier is Kafka and ClickHouse alone; processing
+    without faust adds our decoding and processors (activation aside); faust alone is the
+    framework with nothing to do; the worker is all of it."""
     return {
         "baseline_copier_us": _micros(results.get("baseline")),
+        "baseline_copier_embedded_us": _micros(results.get("baseline_embedded")),
         "processing_without_faust_us": _micros(results.get("breakdown_process")),
         "faust_alone_us": _micros(results.get("breakdown_faust")),
         "worker_us": _micros(results.get("worker")),
+        "worker_embedded_us": _micros(results.get("worker_embedded")),
         "collector_us": _micros(results.get("collector")),
         "collector_sink_us": _micros(results.get("sink")),
     }
@@ -342,12 +435,13 @@ def _where_time_goes(results: dict[str, Phase]) -> dict[str, Any]:
 
 def _cores_for(results: dict[str, Phase], wanted: list[dict[str, Any]]) -> float | None:
     """CPU cores the end-to-end target would take at the CPU per event measured here: the
-    collector's, the worker's and the broker's (from the sustained run)."""
+    collector's, the worker's, the broker's and the ClickHouse server's (the last two from the
+    sustained run)."""
     e2e = results["end_to_end"]
     costs = [_micros(results.get("collector")), _micros(results.get("worker"))]
     if None in costs or not e2e.events:
         return None
-    broker_us = 1e6 * e2e.cpu.get("broker", 0.0) / e2e.events
-    per_event = sum(c for c in costs if c is not None) + broker_us
+    services_us = 1e6 * (e2e.cpu.get("broker", 0.0) + e2e.cpu.get(SERVER, 0.0)) / e2e.events
+    per_event = sum(c for c in costs if c is not None) + services_us
     target = next(float(t["target_value"]) for t in wanted if "target_value" in t)
     return round(target * per_event / 1e6, 1)

@@ -1,7 +1,10 @@
-"""The benchmark's private stack: its own broker on free ports, and the processes it measures.
+"""The benchmark's private stack: its own broker and ClickHouse server on free ports, and the
+processes it measures.
 
-Nothing here touches a broker, port or data directory it did not create: everything lives in
-one temporary directory and every process is stopped (and the directory removed) at the end.
+Nothing here touches a broker, server, port or data directory it did not create: everything
+lives in one temporary directory and every process is stopped (and the directory removed) at the
+end. Each consumer keeps its tables in a database of its own on the server, named after it, or
+with `embedded`, in a chDB directory of its own inside its process.
 """
 
 from __future__ import annotations
@@ -10,18 +13,24 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemas.config import EXAMPLE_CONFIG
+from usage_stream.bench.database import PASSWORD_VARIABLE
 from usage_stream.bench.procstat import Usage
 from usage_stream.broker import LocalBroker
+from usage_stream.clickhouse_server import LocalClickHouse
 from usage_stream.stack import free_port, terminate, wait_ready
 
 # One tenant per kind of load, so each phase's events are told apart in ClickHouse: the
 # pre-loaded topic, the sustained end-to-end run, freshness at half load, and flat out.
 PRELOAD_TENANT = "bench_pre"
 TENANTS = (PRELOAD_TENANT, "bench", "bench_fresh", "bench_max")
+# The ClickHouse server's name among the processes whose CPU every phase reads.
+SERVER = "clickhouse server"
 
 
 def _clean_environment() -> dict[str, str]:
@@ -52,6 +61,14 @@ class Process:
             tail = self.log_file.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{tail}")
 
+    def ready(self) -> bool:
+        """Its /readyz answers 200 now (a worker: partitions held, tables restored)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         try:
             wait_ready(self.url, self.popen, self.log_file, timeout)
@@ -65,7 +82,8 @@ class Process:
 
 
 class BenchStack:
-    """A broker, topics, keys and the commands to start the worker, collectors and copier."""
+    """A broker, a ClickHouse server, topics, keys and the commands to start the worker,
+    collectors and copier."""
 
     def __init__(
         self,
@@ -81,6 +99,9 @@ class BenchStack:
         self.compression = compression
         self.partitions = partitions
         self.broker = LocalBroker(home / "kafka", port=free_port(), controller_port=free_port())
+        self.server = LocalClickHouse(
+            home / "clickhouse-server", http_port=free_port(), tcp_port=free_port()
+        )
         self.topic = "events"
         self.write_keys = {tenant: f"wk_{tenant}" for tenant in TENANTS}
         self.read_keys = {tenant: f"rk_{tenant}" for tenant in TENANTS}
@@ -132,59 +153,101 @@ class BenchStack:
         url = f"http://127.0.0.1:{port}"
         return self._spawn(f"collector-{index}", self._command("collector"), env, url)
 
-    def worker(self, group: str, name: str = "worker") -> Process:
-        """A worker with a data directory of its own, named after it, and the engine inside the
-        process there, as the copier it is compared with has."""
+    def dsn(self, name: str, embedded: bool = False) -> str:
+        """Where the consumer `name` keeps its tables: the server, or its own chDB directory."""
+        if embedded:
+            return f"chdb://{(self.home / name / 'clickhouse').resolve()}"
+        return self.server.dsn
+
+    def clickhouse_env(self, dsn: str, database: str) -> dict[str, str]:
+        """The settings a worker reads them from; the bench's tools read the password alike."""
+        password = "" if dsn.startswith("chdb://") else self.server.password
+        return {
+            **self.env,
+            "USAGE_STREAM_CLICKHOUSE_URL": dsn,
+            PASSWORD_VARIABLE: password,
+            "USAGE_STREAM_CLICKHOUSE_DATABASE": database,
+        }
+
+    def worker(
+        self, group: str, name: str = "worker", embedded: bool = False, database: str = ""
+    ) -> Process:
+        """A `usage-stream worker` with a data directory of its own (faust's tables), named
+        after it, writing to the server in `database` (its own, named after it, by default), or
+        with `embedded` to chDB inside the process."""
         port = free_port()
         env = {
-            **self.env,
+            **self.clickhouse_env(self.dsn(name, embedded), database or database_of(name)),
             "USAGE_STREAM_DATA_DIR": str(self.home / name),
-            "USAGE_STREAM_CLICKHOUSE_URL": self.worker_dsn(name),
             "USAGE_STREAM_WORKER_PORT": str(port),
             "USAGE_STREAM_CONSUMER_GROUP": group,
         }
         return self._spawn(name, self._command("worker"), env, f"http://127.0.0.1:{port}")
 
     def history(self, name: str, events: int) -> subprocess.Popen[bytes]:
-        """Store `events` events in the tables of the worker `name`, before it starts."""
+        """Store `events` events in the tables of the worker `name` on the server, before it
+        starts."""
         argv = [
-            sys.executable, "-m", "usage_stream.bench.history", "--dsn", self.worker_dsn(name),
-            "--events", str(events), "--partitions", str(self.partitions),
+            sys.executable, "-m", "usage_stream.bench.history", "--dsn", self.server.dsn,
+            "--database", database_of(name), "--events", str(events),
+            "--partitions", str(self.partitions),
         ]  # fmt: skip
         log_file = self.home / "logs" / f"history-{name}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        env = self.clickhouse_env(self.server.dsn, database_of(name))
         with log_file.open("ab") as out:
             return subprocess.Popen(
-                argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
 
-    def worker_dsn(self, name: str) -> str:
-        return f"chdb://{(self.home / name / 'clickhouse').resolve()}"
-
-    def copier(self, group: str, batch_size: int, batch_seconds: float) -> Process:
-        dsn = f"chdb://{(self.home / 'copier' / 'clickhouse').resolve()}"
+    def copier(
+        self, group: str, batch_size: int, batch_seconds: float, embedded: bool = False
+    ) -> Process:
+        """The baseline copier, over HTTP to the server or with chDB inside (`embedded`)."""
+        name = "copier-embedded" if embedded else "copier"
+        dsn, database = self.dsn(name, embedded), database_of(name)
         argv = [
             sys.executable, "-m", "usage_stream.bench.copier",
             "--bootstrap", self.broker.bootstrap, "--topic", self.topic, "--group", group,
-            "--dsn", dsn, "--batch-size", str(batch_size), "--batch-seconds", str(batch_seconds),
+            "--dsn", dsn, "--database", database,
+            "--batch-size", str(batch_size), "--batch-seconds", str(batch_seconds),
         ]  # fmt: skip
-        return self._spawn("copier", argv, self.env)
+        return self._spawn(name, argv, self.clickhouse_env(dsn, database))
 
     def breakdown(self, mode: str, group: str, batch_size: int, batch_seconds: float) -> Process:
-        """One of the consumers of bench.breakdown: `process` or `faust`."""
+        """One of the consumers of bench.breakdown: `process` (over HTTP to the server, as the
+        worker it splits) or `faust`."""
         home = (self.home / f"breakdown-{mode}").resolve()
-        dsn = f"chdb://{home / 'clickhouse'}"
+        database = f"breakdown_{mode}"
         argv = [
             sys.executable, "-m", "usage_stream.bench.breakdown", "--mode", mode,
             "--bootstrap", self.broker.bootstrap, "--topic", self.topic, "--group", group,
-            "--dsn", dsn, "--datadir", str(home / "faust"), "--config", str(self.config),
+            "--dsn", self.server.dsn, "--database", database, "--datadir", str(home / "faust"),
+            "--config", str(self.config),
             "--batch-size", str(batch_size), "--batch-seconds", str(batch_seconds),
         ]  # fmt: skip
         name = "processing without faust" if mode == "process" else "faust alone"
-        return self._spawn(name, argv, self.env)
+        return self._spawn(name, argv, self.clickhouse_env(self.server.dsn, database))
+
+    def readback_env(self, name: str) -> tuple[list[str], dict[str, str]]:
+        """The arguments and environment of bench.readback on the worker `name`'s tables."""
+        database = database_of(name)
+        args = ["--dsn", self.server.dsn, "--database", database]
+        return args, self.clickhouse_env(self.server.dsn, database)
 
     def stop_all(self) -> None:
-        """Every process this stack started, newest first, then its broker."""
-        for process in reversed(self.processes):
-            process.stop()
-        self.broker.stop()
+        """Every process this stack started, newest first, then its server and its broker
+        (each stopped even when stopping one before it failed)."""
+        try:
+            for process in reversed(self.processes):
+                process.stop()
+        finally:
+            try:
+                self.server.stop()
+            finally:
+                self.broker.stop()
+
+
+def database_of(name: str) -> str:
+    """The database of the consumer `name` on the server: `worker-e2e` → `bench_worker_e2e`."""
+    return "bench_" + name.replace("-", "_")

@@ -11,9 +11,12 @@ from ingest.validation import admit
 from schemas import EnrichedEvent
 from usage_stream.bench.events import EventSource
 from usage_stream.bench.loadgen import percentiles
-from usage_stream.bench.measure import consumed_rate, lag_slope
+from usage_stream.bench.measure import consumed_rate, lag_slope, per_second
 from usage_stream.bench.offsets import OffsetSample
+from usage_stream.bench.phases import Phase
 from usage_stream.bench.profile import summarise
+from usage_stream.bench.run import _scale, _transport
+from usage_stream.bench.sandbox import SERVER
 
 
 def test_consumed_rate_is_measured_from_the_first_commit_to_ninety_percent() -> None:
@@ -69,3 +72,39 @@ def test_profile_summary_leaves_idle_threads_out(tmp_path: Path) -> None:
     assert summary["busy_samples"] == 8
     assert summary["self"] == {"x.py:query": 0.75, "batch.py:decode": 0.25}
     assert summary["inclusive"]["app.py:run"] == 1.0
+
+
+def _consumer(name: str, events: int, seconds: float, cpu: dict[str, float]) -> Phase:
+    own = sum(v for k, v in cpu.items() if k != SERVER)
+    extra = {"events_per_cpu_second": per_second(events, own)}
+    return Phase(name, events, seconds, per_second(events, seconds), cpu, extra)
+
+
+def test_over_http_the_servers_cpu_counts_with_the_consumers() -> None:
+    results = {
+        "worker": _consumer("worker", 100_000, 4.0, {"worker": 2.0, SERVER: 1.0}),
+        "worker_embedded": _consumer("w", 100_000, 4.0, {"w": 2.5, SERVER: 0.1}),
+        "baseline": _consumer("copier", 100_000, 1.0, {"copier": 0.4, SERVER: 0.6}),
+        "baseline_embedded": _consumer("c", 100_000, 1.0, {"c": 0.8, SERVER: 0.0}),
+    }
+    transport = _transport(results)
+    assert transport["worker_http"] == {
+        "per_second": 25_000, "process_us": 20.0, "server_us": 10.0, "total_us": 30.0,
+    }  # fmt: skip
+    # with chDB inside, the server's CPU is its background, not the consumer's
+    assert transport["worker_embedded"]["server_us"] == 1.0
+    assert transport["worker_embedded"]["total_us"] == 25.0
+    assert transport["worker_http_vs_embedded_total"] == 1.2
+    assert transport["worker_vs_baseline_total_http"] == 3.0  # 30 / (4 + 6)
+    assert transport["worker_vs_baseline_total_embedded"] == 3.12  # 25 / 8
+
+
+def test_two_workers_are_compared_with_one() -> None:
+    one = _consumer("worker", 100_000, 4.0, {"worker": 2.0, SERVER: 1.0})
+    two = _consumer("two workers", 100_000, 2.5, {"worker-two-1": 1.2, "worker-two-2": 1.2})
+    two.extra["after_all_ready"] = True
+    scale = _scale({"worker": one, "two_workers": two})
+    assert scale["two_workers_per_second"] == 40_000
+    assert scale["two_workers_vs_one"] == 1.6
+    assert scale["process_us"] == 24.0 and scale["server_us"] == 0.0
+    assert scale["after_all_ready"] is True
