@@ -53,6 +53,19 @@ aggregation = "avg"
 value = "bytes"
 
 [[meters]]
+name = "smallest"
+event = "export"
+aggregation = "min"
+value = "bytes"
+
+[[meters]]
+name = "gb_minutes"
+event = "storage"
+aggregation = "time_weighted"
+value = "gb"
+per = "minute"
+
+[[meters]]
 name = "last_gb"
 event = "storage"
 aggregation = "latest"
@@ -80,7 +93,8 @@ thresholds = [
   { meter = "calls", percent = 150 }, { meter = "bytes", percent = 100 },
   { meter = "biggest", quantity = 500 }, { meter = "mean", quantity = 300 },
   { meter = "last_gb", quantity = 5 }, { meter = "users", quantity = 3 },
-  { meter = "seats", quantity = 1 },
+  { meter = "seats", quantity = 1 }, { meter = "smallest", quantity = 400 },
+  { meter = "gb_minutes", quantity = 20 },
 ]
 
 [[plans]]
@@ -139,13 +153,14 @@ def test_every_aggregation_crosses_several_in_one_batch_and_a_plan_change_re_eva
         post(collector, stack.write_key, [track("api_call", "a-1", now) for _ in range(7)])
         post(collector, stack.write_key, [
             track("export", "a-2", now, bytes=600), track("export", "a-2", now, bytes=500),
-            track("storage", "a-3", now, gb=7),
+            track("storage", "a-3", now - timedelta(minutes=4), gb=7),
             *[track("page", "a-4", now, user=f"u{i}") for i in range(3)],
             track("seat_added", "a-5", now - timedelta(minutes=3)),
         ])  # fmt: skip
         expected = {("a-1", "calls", t) for t in ("80%", "100%", "150%")} | {
             ("a-2", "bytes", "100%"), ("a-2", "biggest", "500"), ("a-2", "mean", "300"),
             ("a-3", "last_gb", "5"), ("a-4", "users", "3"), ("a-5", "seats", "1"),
+            ("a-2", "smallest", "400"), ("a-3", "gb_minutes", "20"),
         }  # fmt: skip
         assert wait_until(lambda: expected <= fired(alerts(worker, stack)), 60), alerts(
             worker, stack

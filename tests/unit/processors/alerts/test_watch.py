@@ -5,10 +5,14 @@ reads back firing nothing twice and nothing missed."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from processors.alerts.crossings import Kind, Place, crossing_id
 from processors.alerts.recovery import Loaded, states_from
 from processors.alerts.sinks import InMemoryAlerts
 from processors.alerts.watch import AlertWatch
@@ -41,14 +45,19 @@ _n = 0
 
 
 def event(
-    name: str, when: datetime, kind: str = "track", received: datetime = NOW, **traits: Any
+    name: str,
+    when: datetime,
+    kind: str = "track",
+    received: datetime = NOW,
+    account: str = "acct-1",
+    **traits: Any,
 ) -> Delivery:
     global _n
     _n += 1
     return Delivery(
         EnrichedEvent(
             tenant="acme", type=kind, message_id=f"m{_n}", event=name if kind == "track" else "",
-            account="acct-1", user_id="u-1", traits=traits, timestamp=when, received_at=received,
+            account=account, user_id="u-1", traits=traits, timestamp=when, received_at=received,
         ),
         0,
         _n,
@@ -69,9 +78,12 @@ def batch(watch: AlertWatch, deliveries: list[Delivery], config: ProductConfig =
 
 
 def calls(
-    n: int, when: datetime = NOW - timedelta(hours=1), received: datetime = NOW
+    n: int,
+    when: datetime = NOW - timedelta(hours=1),
+    received: datetime = NOW,
+    account: str = "acct-1",
 ) -> list[Delivery]:
-    return [event("api_call", when, received=received) for _ in range(n)]
+    return [event("api_call", when, received=received, account=account) for _ in range(n)]
 
 
 def fired(alerts: InMemoryAlerts) -> list[tuple[str, str, str]]:
@@ -163,3 +175,49 @@ def test_a_restart_reads_back_what_was_sent_and_fires_what_was_not() -> None:
     assert restarted(stored).sent == []  # sent before the crash: not again
     (again,) = restarted([]).sent  # killed before the send: sent now, with the same id
     assert again["id"] == sent["id"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.sampled_from(["acct-1", "acct-2", "acct-3"]),
+                           st.integers(min_value=0, max_value=6)), max_size=4),
+        min_size=1, max_size=12,
+    )
+)  # fmt: skip
+def test_the_records_of_a_stream_are_its_running_totals_crossing_each_level(
+    batches: list[list[tuple[str, int]]],
+) -> None:
+    """Count meters only grow: the records of any stream of batches are, per account, each
+    level fired once, on the first batch whose running total reaches it, in ascending order,
+    with the ids that place makes; a second watch fed the same stream sends the same."""
+
+    def run() -> list[dict[str, Any]]:
+        alerts = InMemoryAlerts()
+        watch = AlertWatch(CONFIG, alerts, alerts, clock=Clock())
+        for number, batch_ in enumerate(batches):
+            sent = len(alerts.sent)
+            batch(watch, [d for account, n in batch_ for d in calls(n, account=account)])
+            for record in alerts.sent[sent:]:
+                record["batch"] = number
+        return alerts.sent
+
+    totals: dict[str, int] = {}
+    expected = []
+    for number, batch_ in enumerate(batches):
+        before = dict(totals)
+        for account, n in batch_:
+            totals[account] = totals.get(account, 0) + n
+        for account in sorted(totals):
+            for key, level in (("80%", 8), ("100%", 10)):
+                if before.get(account, 0) < level <= totals[account]:
+                    place = Place("acme", account, "api_calls", "2026-12")
+                    expected.append((number, account, key, crossing_id(place, key, 0, Kind.FIRED)))
+    got = run()
+    assert sorted((r["batch"], r["account"], r["threshold"], r["id"]) for r in got) == sorted(
+        expected
+    )
+    for account in totals:  # ascending per account
+        levels = [Decimal(r["level"]) for r in got if r["account"] == account]
+        assert levels == sorted(levels)
+    assert [r["id"] for r in run()] == [r["id"] for r in got]
