@@ -194,8 +194,9 @@ class AlertWatch:
             )
             account.plans = sorted({*account.plans, (e.timestamp, plan)})
             rows.append((e.tenant, e.account, e.timestamp, plan, e.message_id))
-            # the account's places of this period and the last are looked at under the new plan
-            self._due |= {k for k in self._tallies_and_series() if k[:2] == (e.tenant, e.account)}
+        if rows:  # those accounts' places are looked at under the new plan, in one pass
+            changed = {(tenant, account) for tenant, account, *_ in rows}
+            self._due |= {k for k in self._tallies_and_series() if k[:2] in changed}
         return rows
 
     def _tallies_and_series(self) -> set[tuple[str, str, str, datetime]]:
