@@ -174,8 +174,9 @@ class AlertWatch:
         if plans:
             self._store.insert_plans(plans)
         now = self._clock()
-        if now - self._swept >= HELD_SWEEP:
+        if now - self._swept >= HELD_SWEEP:  # once a minute, not per batch: a pass over all
             self._swept = now
+            self._prune(now)
             self._due |= {k for k in self._tallies_and_series() if self.meters[k[2]].aggregation
                           in HELD}  # fmt: skip
         self.flush(now)
@@ -271,11 +272,11 @@ class AlertWatch:
             self._store.insert_alerts(out)
         self._states |= states
         self._due.clear()
-        self._prune(now)
 
     def _prune(self, now: datetime) -> None:
-        """Periods that are final move no more: their tallies and states go."""
+        """Periods that are final move no more: their tallies go."""
         billing = self._config.billing
-        done = {k for k in self._tallies if now >= final_at(k[3], billing)}
+        finals = {start: final_at(start, billing) for start in {k[3] for k in self._tallies}}
+        done = {k for k in self._tallies if now >= finals[k[3]]}
         for key in done:
             del self._tallies[key]
