@@ -12,13 +12,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
 from ingest import openapi
-from ingest.api_docs import serve_docs
 from ingest.errors import CollectorError
 from ingest.intake import Intake, write_key_from_header
 from ingest.limits import Limits
 from ingest.metrics import CollectorMetrics
 from ingest.ratelimit import RateLimiter
 from ingest.sink import EventSink
+from runtime.api_docs import serve_docs
 
 __all__ = ["create_collector", "write_key_from_header"]
 

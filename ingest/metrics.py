@@ -25,6 +25,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from runtime.procstat import stat
+
 # Request latency: from a fast 200 to the produce timeout (10 s by default) and a bit beyond.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Body sizes, compressed as sent: one event (~1 KiB) up to the default 512 KiB limit.
@@ -189,18 +191,16 @@ class GroupProcesses:
         pids = {m.group(1) for p in self._directory.glob("*.db") if (m := _PID.search(p.name))}
         for pid in sorted(pids):
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                reading = stat(int(pid))
             except OSError:
                 continue  # gone; its counters stay in the files
-            cpu.add_metric([pid], (int(fields[11]) + int(fields[12])) / _TICKS)
-            rss.add_metric([pid], int(fields[21]) * _PAGE)
+            cpu.add_metric([pid], reading.cpu_seconds)
+            rss.add_metric([pid], reading.rss_bytes)
         yield cpu
         yield rss
 
 
 _PID = re.compile(r"_(\d+)\.db$")
-_TICKS = os.sysconf("SC_CLK_TCK")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 # prometheus_client keeps each process's values in this directory when it is set at import
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 

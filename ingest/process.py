@@ -18,12 +18,12 @@ from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from ingest.collector import create_collector
-from ingest.heap import settle
 from ingest.limits import Limits
 from ingest.metrics import MULTIPROCESS_DIR, CollectorMetrics
 from ingest.ratelimit import RateLimiter
 from ingest.sink import KafkaEventSink
-from ingest.topics import ensure_topics
+from runtime.heap import settle
+from runtime.topics import ensure_topics
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Shared fixtures: one real Kafka broker per session (started lazily), a fresh stack per test."""
+"""Shared fixtures: one real Kafka broker per session (started lazily), a fresh corner per test."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest.topics import ensure_topics
 from processors.storage.clickhouse import ClickHouse, open_clickhouse
+from runtime.topics import ensure_topics
 from schemas.config import EXAMPLE_CONFIG
 from tests.harness import Service
 from usage_stream.broker import LocalBroker
 from usage_stream.clickhouse_server import LocalClickHouse
-from usage_stream.stack import free_port
+from usage_stream.up import free_port
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,7 @@ def private_broker(tmp_path: Path) -> Iterator[LocalBroker]:
 
 
 @dataclass
-class Stack:
+class Corner:
     """Names and settings of one test's private corner of the broker and of ClickHouse."""
 
     env: dict[str, str]
@@ -65,7 +65,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(kafka: LocalBroker, clickhouse_server: LocalClickHouse, tmp_path: Path) -> Stack:
+def corner(kafka: LocalBroker, clickhouse_server: LocalClickHouse, tmp_path: Path) -> Corner:
     tag = uuid.uuid4().hex[:10]
     tenant = "acme"
     write_key, read_key = f"wk_{tag}", f"rk_{tag}"
@@ -88,12 +88,12 @@ def stack(kafka: LocalBroker, clickhouse_server: LocalClickHouse, tmp_path: Path
         "USAGE_STREAM_CLICKHOUSE_DATABASE": f"test_{tag}",
     }
     ensure_topics(kafka.bootstrap, [env["USAGE_STREAM_EVENTS_TOPIC"]], 3)
-    return Stack(env, tmp_path, write_key, read_key, tenant)
+    return Corner(env, tmp_path, write_key, read_key, tenant)
 
 
 @pytest.fixture
-def worker(stack: Stack) -> Iterator[Service]:
-    service = stack.service("worker").start()
+def worker(corner: Corner) -> Iterator[Service]:
+    service = corner.service("worker").start()
     try:
         yield service
     finally:
@@ -101,8 +101,8 @@ def worker(stack: Stack) -> Iterator[Service]:
 
 
 @pytest.fixture
-def collector(stack: Stack) -> Iterator[Service]:
-    service = stack.service("collector").start()
+def collector(corner: Corner) -> Iterator[Service]:
+    service = corner.service("collector").start()
     try:
         yield service
     finally:

@@ -138,7 +138,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_kafka(args: argparse.Namespace) -> int:
     from usage_stream.broker import fetch_jars
-    from usage_stream.stack import local_broker
+    from usage_stream.up import local_broker
 
     settings = _settings()
     broker = local_broker(settings)
@@ -186,7 +186,7 @@ def cmd_clickhouse(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from usage_stream.stack import up
+    from usage_stream.up import up
 
     return up(
         _settings(), demo_run=not args.no_demo, stay=not args.exit_after_demo, workers=args.workers
@@ -212,8 +212,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from schemas.config import EXAMPLE_CONFIG, ConfigError, load_config
-    from usage_stream.bench import BenchOptions, run_bench
+    from usage_stream.bench import BenchOptions, extra, run_bench
 
+    extra.require()
     config = Path(args.config) if args.config else EXAMPLE_CONFIG
     try:
         load_config(config)  # a broken file fails here, not minutes in inside the worker

@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import faust
 
-from ingest.topics import ensure_copartitioned, when_kafka_answers
 from processors.activation.engine import ActivationEngine
 from processors.activation.store import ClickHouseActivationStore
 from processors.activation.tables import ActivationConfig, ActivationTables
 from processors.storage.clickhouse import ClickHouse
+from runtime.topics import ensure_copartitioned, when_kafka_answers
 from schemas.config import ProductConfig
 from schemas.settings import Settings
 

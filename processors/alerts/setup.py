@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ingest.topics import ensure_topics_with_config, when_kafka_answers
 from processors.alerts.recovery import load_partitions
 from processors.alerts.sinks import ClickHouseAlertStore, KafkaAlertSink
 from processors.alerts.watch import AlertWatch, watched_meters
 from processors.storage.clickhouse import ClickHouse
+from runtime.topics import ensure_topics_with_config, when_kafka_answers
 from schemas.config import ProductConfig
 from schemas.settings import Settings
 

@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ingest.api_docs import serve_docs
 from processors.api.account_health import account_health_router
 from processors.api.activations import activations_router
 from processors.api.alerts import alerts_router
@@ -24,6 +23,7 @@ from processors.api.meters import meters_router
 from processors.api.usage_export import usage_export_router
 from processors.api.webhooks import webhooks_router
 from processors.storage.clickhouse import ClickHouse
+from runtime.api_docs import serve_docs
 from schemas.config import ProductConfig
 
 

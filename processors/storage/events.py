@@ -17,6 +17,7 @@ from processors.storage.staging import Staging
 # How far before the horizon a filter reaches when it is loaded, so events up to this late (an
 # SDK that was offline, a backlog) still take the fast path.
 LOAD_SLACK = timedelta(days=7)
+DEDUP_HORIZON = timedelta(days=35)  # the store's default, as the settings' dedup_horizon_days
 COLUMNS = (
     "tenant", "type", "message_id", "event", "account", "user_id", "anonymous_id", "timestamp",
     "original_timestamp", "sent_at", "received_at", "kafka_partition", "kafka_offset",
@@ -89,7 +90,7 @@ class ClickHouseEventStore:
     def __init__(
         self,
         clickhouse: ClickHouse,
-        horizon: timedelta = timedelta(days=35),
+        horizon: timedelta = DEDUP_HORIZON,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         staging: Staging | None = None,
     ) -> None:

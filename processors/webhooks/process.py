@@ -13,13 +13,13 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from ingest.topics import ensure_topics_with_config, when_kafka_answers
 from processors.alerts.setup import ALERTS_TOPIC_CONFIG
 from processors.storage.clickhouse import open_clickhouse
 from processors.webhooks.deliveries import DeliveryLog
 from processors.webhooks.metrics import WebhookMetrics
 from processors.webhooks.model import endpoints
 from processors.webhooks.sender import Sender
+from runtime.topics import ensure_topics_with_config, when_kafka_answers
 from schemas.config import load_config
 from schemas.settings import Settings
 

@@ -9,14 +9,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from kafka import KafkaAdminClient, TopicPartition
-from kafka.admin import OffsetSpec
+from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from runtime.offsets import (
+    Offsets,
+    committed_offsets,
+    earliest_offsets,
+    end_offsets,
+    partitions_of,
+)
+
 log = logging.getLogger(__name__)
-Lag = dict[tuple[str, int], int]
+Lag = Offsets  # messages not yet committed per (topic, partition)
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class Reading:
     asked: every record appended before that moment sits below its partition's `end`."""
 
     asked_at: datetime
-    end: dict[tuple[str, int], int]
+    end: Offsets
     lag: Lag
 
 
@@ -84,28 +90,14 @@ class ConsumerLagProbe:
                 bootstrap_servers=self._bootstrap, request_timeout_ms=timeout_ms
             )
         admin = self._admin
-        partitions = [
-            TopicPartition(topic["name"], p["partition_index"])
-            for topic in admin.describe_topics(self._topics)
-            for p in topic["partitions"]
-        ]
+        partitions = partitions_of(admin, self._topics)
         asked_at = datetime.now(UTC)
         if not partitions:
             return Reading(asked_at, {}, {})
-        end = _offsets(admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions}))
-        committed = {
-            (tp.topic, tp.partition): meta.offset
-            for tp, meta in admin.list_group_offsets({self._group: partitions})
-            .get(self._group, {})
-            .items()
-            if meta.offset >= 0  # -1: this partition has no commit yet
-        }
+        end = end_offsets(admin, partitions)
+        committed = committed_offsets(admin, self._group, partitions)
         never = [tp for tp in partitions if (tp.topic, tp.partition) not in committed]
-        earliest = (
-            _offsets(admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in never}))
-            if never
-            else {}
-        )
+        earliest = earliest_offsets(admin, never) if never else {}
         return Reading(asked_at, end, lag_of(end, committed, earliest))
 
     def probe(self) -> None:
@@ -145,7 +137,3 @@ class ConsumerLagProbe:
             with contextlib.suppress(KafkaError, OSError):
                 self._admin.close()
             self._admin = None
-
-
-def _offsets(found: Mapping[Any, Any]) -> dict[tuple[str, int], int]:
-    return {(tp.topic, tp.partition): int(o.offset) for tp, o in found.items()}

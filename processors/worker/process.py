@@ -13,28 +13,24 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from ingest.heap import settle
-from ingest.topics import ensure_topics, ensure_topics_with_config, when_kafka_answers
 from processors.account_health.watch import HealthWatch
 from processors.activation.setup import add_activation
 from processors.alerts.setup import add_alerts
 from processors.api.app import create_read_api
-from processors.features.processor import FeatureUsageProcessor
-from processors.metering.processor import MeteringProcessor
 from processors.storage.clickhouse import ClickHouse, open_clickhouse
-from processors.storage.events import ClickHouseEventStore
-from processors.storage.staging import Staging
 from processors.worker.app import AppConfig, WorkerState, build_worker, faust_app
-from processors.worker.batch import Processor
 from processors.worker.bulk import WorkerApp
 from processors.worker.lag import ConsumerLagProbe, Reading
 from processors.worker.metrics import WorkerMetrics
+from processors.worker.pipeline import build_pipeline
 from processors.worker_progress.receipts import CaughtUp
 from processors.worker_progress.store import (
     ClickHouseWorkerProgress,
     WorkerProgress,
     complete_through,
 )
+from runtime.heap import settle
+from runtime.topics import ensure_topics, ensure_topics_with_config, when_kafka_answers
 from schemas.config import ProductConfig, load_config
 from schemas.settings import Settings
 
@@ -115,10 +111,6 @@ def run_worker(settings: Settings) -> None:
                 settings.kafka_bootstrap, settings.health_topic, settings.topic_partitions, True
             ),
         )
-    staging = Staging(clickhouse)
-    store = ClickHouseEventStore(
-        clickhouse, timedelta(days=settings.dedup_horizon_days), staging=staging
-    )
     state = WorkerState()
     metrics = WorkerMetrics(CollectorRegistry())
     metrics.watch(state, clickhouse)
@@ -134,10 +126,9 @@ def run_worker(settings: Settings) -> None:
     config = _app_config(settings)
     # plan thresholds and tiers, on the metering fold's rows; state per partition held now
     alerts = add_alerts(settings, clickhouse, product, lambda: state.partitions)
-    processors: list[Processor] = [
-        MeteringProcessor(clickhouse, product, alerts),
-        FeatureUsageProcessor(clickhouse, product.features, staging),
-    ]
+    store, processors = build_pipeline(
+        clickhouse, product, timedelta(days=settings.dedup_horizon_days), alerts
+    )
     app = faust_app(config)
     activation = add_activation(app, settings, clickhouse, product, metrics.activations_emitted)
     steps = [activation.apply] if activation is not None else []

@@ -15,7 +15,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from processors.activation.rules import outcome_id
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service, basic, bearer, http, wait_until
 
 pytestmark = pytest.mark.integration
@@ -52,23 +52,23 @@ def track(name: str, user: str, account: str, when: datetime, **fields: Any) -> 
             "timestamp": when.isoformat(), **fields}  # fmt: skip
 
 
-def worker_with_rules(stack: Stack) -> Service:
-    config = stack.home / "rules.toml"
+def worker_with_rules(corner: Corner) -> Service:
+    config = corner.home / "rules.toml"
     config.write_text(RULES)
-    return stack.service("worker", USAGE_STREAM_CONFIG_FILE=str(config))
+    return corner.service("worker", USAGE_STREAM_CONFIG_FILE=str(config))
 
 
-def post(collector: Service, stack: Stack, events: list[dict[str, Any]]) -> None:
+def post(collector: Service, corner: Corner, events: list[dict[str, Any]]) -> None:
     status, body = http("POST", f"{collector.url}/v1/batch", {"batch": events},
-                        basic(stack.write_key))  # fmt: skip
+                        basic(corner.write_key))  # fmt: skip
     assert status == 200, body
 
 
-def topic_records(stack: Stack) -> list[dict[str, Any]]:
-    """Every record on the stack's `activations` topic, from the start."""
+def topic_records(corner: Corner) -> list[dict[str, Any]]:
+    """Every record on the corner's `activations` topic, from the start."""
     consumer = KafkaConsumer(
-        stack.env["USAGE_STREAM_ACTIVATIONS_TOPIC"],
-        bootstrap_servers=stack.env["USAGE_STREAM_KAFKA_BOOTSTRAP"],
+        corner.env["USAGE_STREAM_ACTIVATIONS_TOPIC"],
+        bootstrap_servers=corner.env["USAGE_STREAM_KAFKA_BOOTSTRAP"],
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=3000,
@@ -120,9 +120,9 @@ def check(records: list[dict[str, Any]], expected: dict[str, Expected]) -> None:
 
 @pytest.mark.timeout(300)
 def test_verdicts_out_of_order_copies_and_counters_through_the_stack(
-    stack: Stack, collector: Service
+    corner: Corner, collector: Service
 ) -> None:
-    worker = worker_with_rules(stack).start()
+    worker = worker_with_rules(corner).start()
     try:
         u1 = [
             track("signed_up", "u1", "acct-a", T0),
@@ -157,19 +157,19 @@ def test_verdicts_out_of_order_copies_and_counters_through_the_stack(
               *[track("report_created", "u3", "acct-a", T0 + d * DAY) for d in (1.5, 1.2, 1.1)],
               track("signed_up", "u3", "acct-a", T0 + timedelta(hours=1))]  # fmt: skip
         for i in range(0, len(in_order), 7):
-            post(collector, stack, in_order[i : i + 7])
+            post(collector, corner, in_order[i : i + 7])
         for e in u3:
-            post(collector, stack, [e])
+            post(collector, corner, [e])
         # every account's partition moves past every window's end (+ lateness)
         closers = [track("dashboard_viewed", "closer", a, T0 + 20 * DAY)
                    for a in ("acct-a", "acct-team", "acct-solo")]  # fmt: skip
-        post(collector, stack, closers)
+        post(collector, corner, closers)
 
         def aha(user: str, account: str = "acct-a") -> str:
-            return outcome_id(stack.tenant, "aha", account, user)
+            return outcome_id(corner.tenant, "aha", account, user)
 
         def team_of(account: str) -> str:
-            return outcome_id(stack.tenant, "team", account, "")
+            return outcome_id(corner.tenant, "team", account, "")
 
         # team rule on acct-a: the report that brings the third distinct user, in event time,
         # among the reports read when it happened (u3's came after the others)
@@ -190,17 +190,17 @@ def test_verdicts_out_of_order_copies_and_counters_through_the_stack(
             team_of("acct-team"): Expected("activation", T0 + 4 * DAY, T0),
             team_of("acct-solo"): Expected("activation_missed", None, T0),
         }
-        records = wait_until(lambda: (r := topic_records(stack)) and len(r) >= 9 and r, 90)
+        records = wait_until(lambda: (r := topic_records(corner)) and len(r) >= 9 and r, 90)
         check(records, expected)
         [invite] = [r for r in records if r["id"] == aha("u1")]
         assert invite["qualifying_message_id"] == u1[-1]["messageId"]
         assert invite["time_to_value_seconds"] == (3 * DAY + timedelta(hours=1)).total_seconds()
 
         stored = wait_until(
-            lambda: len(a := api(worker, stack.read_key, "/v1/activations", limit=100)) >= 9 and a
+            lambda: len(a := api(worker, corner.read_key, "/v1/activations", limit=100)) >= 9 and a
         )
         check(stored, expected)
-        cohorts = api(worker, stack.read_key, "/v1/activations/cohorts", rule="aha", cohort="day")
+        cohorts = api(worker, corner.read_key, "/v1/activations/cohorts", rule="aha", cohort="day")
         [day] = cohorts["data"]
         assert (day["cohort"], day["subjects"], day["activated"], day["missed"]) == (
             T0.date().isoformat(), 6, 2, 4)  # fmt: skip
@@ -215,15 +215,15 @@ def test_verdicts_out_of_order_copies_and_counters_through_the_stack(
             if e["event"] != "signed_up":
                 want[(e["groupId"], e["event"])] += 1
         window = {"from": (T0 - DAY).isoformat(), "to": (T0 + 30 * DAY).isoformat()}
-        rows = api(worker, stack.read_key, "/v1/features/usage", **window)
+        rows = api(worker, corner.read_key, "/v1/features/usage", **window)
         assert {(r["account"], r["feature"]): r["events"] for r in rows} == want
 
         # another tenant's read key sees none of it
-        other = f"rk_other_{stack.read_key[3:]}"
+        other = f"rk_other_{corner.read_key[3:]}"
         assert api(worker, other, "/v1/activations") == []
         assert api(worker, other, "/v1/features/usage", **window) == []
         # a second look, later: still exactly one record per outcome
-        check(topic_records(stack), expected)
+        check(topic_records(corner), expected)
     finally:
         worker.stop()
 
@@ -290,78 +290,80 @@ def signups_and_evidence(
 
 @pytest.mark.timeout(600)
 def test_a_worker_killed_mid_stream_loses_and_repeats_no_activation(
-    stack: Stack, collector: Service
+    corner: Corner, collector: Service
 ) -> None:
     events, closers = signups_and_evidence(random.Random(7), 60)
     expected = reference(events)
     assert 20 < sum(e.type == "activation" for e in expected.values()) < len(expected) - 20
 
     chunks = [events[i : i + 25] for i in range(0, len(events), 25)] + [closers]
-    service = worker_with_rules(stack)
+    service = worker_with_rules(corner)
     service.start()
     sent = 0
     for chunk in chunks[: len(chunks) // 3]:
-        post(collector, stack, chunk)
+        post(collector, corner, chunk)
         sent += 1
-    wait_until(lambda: topic_records(stack), 60)  # it is deciding: kill it mid-stream
+    wait_until(lambda: topic_records(corner), 60)  # it is deciding: kill it mid-stream
     service.kill()
     for chunk in chunks[sent : 2 * len(chunks) // 3]:  # Kafka keeps them while it is down
-        post(collector, stack, chunk)
+        post(collector, corner, chunk)
         sent += 1
     service.start()
-    post(collector, stack, chunks[sent])
+    post(collector, corner, chunks[sent])
     sent += 1
     service.kill()  # right away, while it works through the backlog
     service.start()
     try:
         for chunk in chunks[sent:]:
-            post(collector, stack, chunk)
+            post(collector, corner, chunk)
         records = wait_until(
-            lambda: (r := topic_records(stack)) and len(r) >= len(expected) and r, 180
+            lambda: (r := topic_records(corner)) and len(r) >= len(expected) and r, 180
         )
         check(records, expected)
         stored = wait_until(
-            lambda: (len(a := api(service, stack.read_key, "/v1/activations", limit=10000))
+            lambda: (len(a := api(service, corner.read_key, "/v1/activations", limit=10000))
                      >= len(expected)) and a, 60)  # fmt: skip
         check(stored, expected)
-        check(topic_records(stack), expected)  # and nothing more arrived meanwhile
+        check(topic_records(corner), expected)  # and nothing more arrived meanwhile
     finally:
         service.stop()
 
 
 @pytest.mark.timeout(600)
 def test_state_moves_with_its_partitions_when_workers_join_and_leave(
-    stack: Stack, collector: Service
+    corner: Corner, collector: Service
 ) -> None:
     events, closers = signups_and_evidence(random.Random(8), 48)
     expected = reference(events)
     half = len(events) // 2
-    first = worker_with_rules(stack).start()
+    first = worker_with_rules(corner).start()
     # a second worker of the same group, with its own embedded ClickHouse (chDB allows one
     # process per directory); the topic is where both publish
-    second = stack.service("worker", USAGE_STREAM_DATA_DIR=str(stack.home / "second"),
-                           USAGE_STREAM_CONFIG_FILE=str(stack.home / "rules.toml"))  # fmt: skip
+    second = corner.service("worker", USAGE_STREAM_DATA_DIR=str(corner.home / "second"),
+                           USAGE_STREAM_CONFIG_FILE=str(corner.home / "rules.toml"))  # fmt: skip
     try:
         for i in range(0, half, 25):
-            post(collector, stack, events[i : min(i + 25, half)])
-        wait_until(lambda: topic_records(stack), 60)
+            post(collector, corner, events[i : min(i + 25, half)])
+        wait_until(lambda: topic_records(corner), 60)
         second.start()  # a rebalance: some partitions, and their table state, move to it
         for i in range(half, len(events), 25):
-            post(collector, stack, events[i : i + 25])
-        post(collector, stack, closers)
-        wait_until(lambda: len(topic_records(stack)) >= len(expected), 240)
-        check(topic_records(stack), expected)
+            post(collector, corner, events[i : i + 25])
+        post(collector, corner, closers)
+        wait_until(lambda: len(topic_records(corner)) >= len(expected), 240)
+        check(topic_records(corner), expected)
         # the second worker decided subjects whose windows opened before it joined: their
         # state came to it through the changelogs (a lost state would give other verdicts)
-        decided = api(second, stack.read_key, "/v1/activations", limit=10000)
+        decided = api(second, corner.read_key, "/v1/activations", limit=10000)
         early = {at(e["timestamp"]) for e in events[:half] if e["event"] == "signed_up"}
         assert any(at(r["started_at"]) in early for r in decided), decided
         first.stop()  # and back: the second takes every partition and restores their state
         late = [track("dashboard_viewed", "closer", f"acct-{a}", T0 + 41 * DAY) for a in range(12)]
-        post(collector, stack, late)
+        post(collector, corner, late)
         ids = [e["messageId"] for e in late]
-        wait_until(lambda: len(api(second, stack.read_key, "/v1/events", message_id=ids)) == 12, 90)
-        check(topic_records(stack), expected)
+        wait_until(
+            lambda: len(api(second, corner.read_key, "/v1/events", message_id=ids)) == 12, 90
+        )
+        check(topic_records(corner), expected)
     finally:
         second.stop()
         first.stop()
@@ -369,7 +371,7 @@ def test_state_moves_with_its_partitions_when_workers_join_and_leave(
 
 @pytest.mark.timeout(300)
 def test_events_committed_past_without_being_handed_over_still_count(
-    stack: Stack, collector: Service
+    corner: Corner, collector: Service
 ) -> None:
     """faust can commit an offset whose message an agent never saw (see fill_gaps); here the
     group's offset is moved past the events that complete the criteria, by hand."""
@@ -379,23 +381,23 @@ def test_events_committed_past_without_being_handed_over_still_count(
     from schemas import EnrichedEvent
 
     bootstrap, topic = (
-        stack.env["USAGE_STREAM_KAFKA_BOOTSTRAP"],
-        stack.env["USAGE_STREAM_EVENTS_TOPIC"],
+        corner.env["USAGE_STREAM_KAFKA_BOOTSTRAP"],
+        corner.env["USAGE_STREAM_EVENTS_TOPIC"],
     )
-    service = worker_with_rules(stack).start()
+    service = worker_with_rules(corner).start()
     try:
         opening = [track("signed_up", "gap-user", "acct-gap", T0),
                    track("report_created", "gap-user", "acct-gap", T0 + DAY)]  # fmt: skip
-        post(collector, stack, opening)
+        post(collector, corner, opening)
         wait_until(
-            lambda: api(service, stack.read_key, "/v1/activations/cohorts", rule="aha")["data"]
+            lambda: api(service, corner.read_key, "/v1/activations/cohorts", rule="aha")["data"]
         )
     finally:
         service.stop()
 
     def event(name: str, when: datetime) -> EnrichedEvent:
         e = track(name, "gap-user", "acct-gap", when)
-        return EnrichedEvent.model_validate({**e, "tenant": stack.tenant, "account": "acct-gap",
+        return EnrichedEvent.model_validate({**e, "tenant": corner.tenant, "account": "acct-gap",
                                              "receivedAt": when.isoformat()})  # fmt: skip
 
     hidden = [event("report_created", T0 + 2 * DAY), event("report_created", T0 + 3 * DAY),
@@ -405,7 +407,7 @@ def test_events_committed_past_without_being_handed_over_still_count(
             for e in hidden]  # fmt: skip
     producer.close()
     partition = sent[0].partition
-    group = stack.env["USAGE_STREAM_CONSUMER_GROUP"]
+    group = corner.env["USAGE_STREAM_CONSUMER_GROUP"]
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     consumer.commit(
         {TopicPartition(topic, partition): OffsetAndMetadata(sent[-1].offset + 1, "", -1)}
@@ -414,9 +416,9 @@ def test_events_committed_past_without_being_handed_over_still_count(
 
     service.start()
     try:
-        post(collector, stack, [track("dashboard_viewed", "gap-user", "acct-gap", T0 + 4 * DAY)])
+        post(collector, corner, [track("dashboard_viewed", "gap-user", "acct-gap", T0 + 4 * DAY)])
         [record] = wait_until(
-            lambda: [r for r in topic_records(stack) if r["user_id"] == "gap-user"], 60
+            lambda: [r for r in topic_records(corner) if r["user_id"] == "gap-user"], 60
         )
         assert record["type"] == "activation"
         assert at(record["activated_at"]) == T0 + 3 * DAY + timedelta(hours=2)

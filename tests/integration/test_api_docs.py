@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from tests.apps import BARE_APPS
 from tests.harness import wait_until
-from usage_stream.stack import free_port
+from usage_stream.up import free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Route

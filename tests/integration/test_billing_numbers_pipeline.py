@@ -12,7 +12,7 @@ import pytest
 
 from processors.metering.calendar import period_end, period_start
 from schemas.config import EXAMPLE_CONFIG, Billing
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service, basic, http, wait_until
 from tests.integration.test_metering_pipeline import usage
 
@@ -49,7 +49,7 @@ def rows(worker: Service, key: str, meter: str, start: datetime, to: datetime) -
 
 
 def test_a_late_seat_bills_in_the_open_month_whatever_kills_the_worker(
-    stack: Stack, worker: Service, collector: Service
+    corner: Corner, worker: Service, collector: Service
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     month = period_start(now, UTC_BILLING)
@@ -61,18 +61,18 @@ def test_a_late_seat_bills_in_the_open_month_whatever_kills_the_worker(
         [track("seat_added", "steady", day)],
         [track("seat_removed", "steady", removed)],
     ]
-    post(collector, stack.write_key, batches[0])
+    post(collector, corner.write_key, batches[0])
     worker.kill()  # SIGKILL, whatever it was writing
-    post(collector, stack.write_key, batches[1])
+    post(collector, corner.write_key, batches[1])
     worker.start()
-    post(collector, stack.write_key, batches[2])
+    post(collector, corner.write_key, batches[2])
     worker.kill()
     worker.start()
 
     closed_end = period_end(closed, UTC_BILLING)
 
     def seen() -> Any:
-        found = rows(worker, stack.read_key, "seat_days", closed, closed_end)["by"]
+        found = rows(worker, corner.read_key, "seat_days", closed, closed_end)["by"]
         return found if sorted(found) == ["late", "steady"] else None
 
     old = wait_until(seen, 60)
@@ -81,14 +81,14 @@ def test_a_late_seat_bills_in_the_open_month_whatever_kills_the_worker(
         assert old[account]["adjusted_quantity"] == held(closed_end - day, timedelta(days=1))
     assert wait_until(
         lambda: (
-            rows(worker, stack.read_key, "seat_days", month, now)["by"]
+            rows(worker, corner.read_key, "seat_days", month, now)["by"]
             .get("steady", {})
             .get("events")
         ),
         30,
     )
     end = period_end(month, UTC_BILLING)
-    answer = rows(worker, stack.read_key, "seat_days", month, end)
+    answer = rows(worker, corner.read_key, "seat_days", month, end)
     as_of = datetime.fromisoformat(answer["as_of"])
     late, steady = answer["by"]["late"], answer["by"]["steady"]
     # carried in from the closed month, held to the moment of the answer, never negative
@@ -96,12 +96,12 @@ def test_a_late_seat_bills_in_the_open_month_whatever_kills_the_worker(
     assert late["projected_quantity"] == held(end - month, timedelta(days=1))
     assert steady["quantity"] == held(removed - month, timedelta(days=1))
     assert not answer["final"] and not late["final"]
-    seats = rows(worker, stack.read_key, "seats", month, end)
+    seats = rows(worker, corner.read_key, "seats", month, end)
     assert seats["by"]["late"]["projected_quantity"] == "1"  # a seat the whole month
     assert seats["by"]["late"]["quantity"] == held(
         datetime.fromisoformat(seats["as_of"]) - month, end - month
     )
-    gb = rows(worker, stack.read_key, "storage_gb_hours", month, end)["by"]["late"]
+    gb = rows(worker, corner.read_key, "storage_gb_hours", month, end)["by"]["late"]
     assert gb["projected_quantity"] == held(8 * (end - month), timedelta(hours=1))
 
 
@@ -109,7 +109,7 @@ def call(when: datetime) -> dict[str, Any]:
     return track("api_call", "acct-1", when, status=200, endpoint="/v1/search")
 
 
-def test_a_period_is_final_only_once_the_worker_caught_up(stack: Stack) -> None:
+def test_a_period_is_final_only_once_the_worker_caught_up(corner: Corner) -> None:
     """The worker is down when the grace period ends, with events received before it waiting in
     Kafka: the period reads final only once they are folded, and never changes after."""
     now = datetime.now(UTC)
@@ -118,26 +118,26 @@ def test_a_period_is_final_only_once_the_worker_caught_up(stack: Stack) -> None:
     grace = (closes - month) / timedelta(hours=1)
     text = EXAMPLE_CONFIG.read_text().replace("grace_hours = 72", f"grace_hours = {grace}")
     assert f"grace_hours = {grace}" in text
-    (stack.home / "usage-stream.toml").write_text(text)
-    stack.env["USAGE_STREAM_CONFIG_FILE"] = str(stack.home / "usage-stream.toml")
-    stack.env["USAGE_STREAM_RECEIPT_SLACK_SECONDS"] = "1"
+    (corner.home / "usage-stream.toml").write_text(text)
+    corner.env["USAGE_STREAM_CONFIG_FILE"] = str(corner.home / "usage-stream.toml")
+    corner.env["USAGE_STREAM_RECEIPT_SLACK_SECONDS"] = "1"
     last_month = period_start(month - timedelta(days=1), UTC_BILLING)
     when = month - timedelta(hours=5)
-    collector = stack.service("collector").start()
-    worker = stack.service("worker").start()
+    collector = corner.service("collector").start()
+    worker = corner.service("worker").start()
 
     def read() -> tuple[bool, str | None, str | None]:
-        answer = rows(worker, stack.read_key, "api_calls", last_month, month)
+        answer = rows(worker, corner.read_key, "api_calls", last_month, month)
         row = answer["by"].get("acct-1", {})
         return answer["final"], row.get("quantity"), row.get("adjusted_quantity")
 
     try:
-        post(collector, stack.write_key, [call(when) for _ in range(3)])
+        post(collector, corner.write_key, [call(when) for _ in range(3)])
         assert wait_until(lambda: read() == (False, "3", "3"), 30)
         worker.kill()
-        post(collector, stack.write_key, [call(when) for _ in range(4)])  # received in time
+        post(collector, corner.write_key, [call(when) for _ in range(4)])  # received in time
         wait_until(lambda: datetime.now(UTC) > closes + timedelta(seconds=2), 60)
-        post(collector, stack.write_key, [call(when) for _ in range(2)])  # late
+        post(collector, corner.write_key, [call(when) for _ in range(2)])  # late
         worker.start(ready_path="/healthz")  # answering, before it holds any partition
         reads = [read()]
         assert reads[0] == (False, "3", "3")  # the 4 received in time are still in Kafka

@@ -17,8 +17,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaProducer
 
-from ingest.topics import ensure_topics
 from processors.worker.bulk import rewind
+from runtime.topics import ensure_topics
 from usage_stream.broker import LocalBroker
 
 pytestmark = pytest.mark.integration

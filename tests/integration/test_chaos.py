@@ -24,7 +24,7 @@ import pytest
 from usage_stream_sdk import Client
 from usage_stream_sdk.retry import Backoff
 
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service, basic, bearer, http, wait_until
 from tests.integration.test_sdk_broker_restart import collector_on, kill
 from tests.integration.test_sdk_delivery import stored_ids
@@ -63,10 +63,10 @@ class Probe:
         return any(t > moment for t, _ in self.accepted[-20:])
 
 
-def stored_count(worker: Service, stack: Stack) -> int:
+def stored_count(worker: Service, corner: Corner) -> int:
     try:
         status, counts = http("GET", f"{worker.url}/v1/events/counts", None,
-                              bearer(stack.read_key))  # fmt: skip
+                              bearer(corner.read_key))  # fmt: skip
     except OSError:
         return -1
     return sum(c["events"] for c in counts) if status == 200 else -1
@@ -79,16 +79,16 @@ def seconds_until(check: object, timeout: float) -> float:
 
 
 def test_kills_of_every_part_lose_nothing_and_count_nothing_twice(
-    stack: Stack, private_broker: LocalBroker, request: pytest.FixtureRequest
+    corner: Corner, private_broker: LocalBroker, request: pytest.FixtureRequest
 ) -> None:
     began = datetime.now(UTC)
     on_private = {"USAGE_STREAM_KAFKA_BOOTSTRAP": private_broker.bootstrap}
-    collector = collector_on(stack, private_broker)
+    collector = collector_on(corner, private_broker)
     request.addfinalizer(collector.stop)  # whichever step fails, nothing is left running
-    worker = stack.service("worker", **on_private)
+    worker = corner.service("worker", **on_private)
     request.addfinalizer(worker.stop)
     worker.start()
-    clients = [Client(stack.write_key, collector.url, flush_at=20, flush_interval=0.1,
+    clients = [Client(corner.write_key, collector.url, flush_at=20, flush_interval=0.1,
                       backoff=EAGER) for _ in range(SENDERS)]  # fmt: skip
     sent: list[list[str]] = [[] for _ in clients]
     stop = threading.Event()
@@ -98,22 +98,22 @@ def test_kills_of_every_part_lose_nothing_and_count_nothing_twice(
             event = clients[n].track(f"user-{n}", "api_call", {"sender": n}, group_id=f"acct-{n}")
             sent[n].append(event.message_id)
 
-    probe = Probe(collector, stack.write_key)
+    probe = Probe(collector, corner.write_key)
     threads = [threading.Thread(target=send, args=(n,)) for n in range(SENDERS)]
     threads.append(threading.Thread(target=probe.run))
     for thread in threads:
         thread.start()
     resumed: dict[str, float] = {}
     try:
-        wait_until(lambda: stored_count(worker, stack) > 200, 60)
+        wait_until(lambda: stored_count(worker, corner) > 200, 60)
 
         kill(private_broker)
         time.sleep(3)
         private_broker.start()
         back = time.monotonic()
         resumed["broker: accepted"] = seconds_until(lambda: probe.accepted_since(back), 60)
-        before = stored_count(worker, stack)
-        resumed["broker: stored"] = seconds_until(lambda: stored_count(worker, stack) > before, 60)
+        before = stored_count(worker, corner)
+        resumed["broker: stored"] = seconds_until(lambda: stored_count(worker, corner) > before, 60)
 
         collector.kill()
         time.sleep(2)
@@ -128,7 +128,7 @@ def test_kills_of_every_part_lose_nothing_and_count_nothing_twice(
             restarted = time.monotonic()
             worker.start()
             waiting = [i for _, i in probe.accepted[before - 5 : before]]
-            wait_until(lambda w=waiting: len(stored_ids(worker, stack, w)) == len(w), 60, 0.1)
+            wait_until(lambda w=waiting: len(stored_ids(worker, corner, w)) == len(w), 60, 0.1)
             resumed[f"worker {round_ + 1}: stored"] = time.monotonic() - restarted
     finally:
         stop.set()
@@ -145,7 +145,7 @@ def test_kills_of_every_part_lose_nothing_and_count_nothing_twice(
             ), stats  # fmt: skip
         ids = [i for ids in sent for i in ids] + [i for _, i in probe.accepted]
         stored = wait_until(
-            lambda: len(found := stored_ids(worker, stack, ids)) >= len(ids) and found, 180
+            lambda: len(found := stored_ids(worker, corner, ids)) >= len(ids) and found, 180
         )
         assert Counter(stored) == Counter(ids)  # every accepted event, none twice
     finally:
@@ -162,7 +162,7 @@ def test_kills_of_every_part_lose_nothing_and_count_nothing_twice(
         [sys.executable, "-m", "usage_stream.cli", "reconcile",
          "--from", (began - timedelta(hours=1)).isoformat(),
          "--to", (datetime.now(UTC) + timedelta(hours=1)).isoformat()],
-        env={**os.environ, **stack.env}, capture_output=True, text=True, timeout=300,
+        env={**os.environ, **corner.env}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert reconcile.returncode == 0, reconcile.stdout + reconcile.stderr
     slow = {what: s for what, s in resumed.items() if s > RESUME_SECONDS}

@@ -27,7 +27,7 @@ from processors.storage.staging import TABLE, Staging
 from schemas import EnrichedEvent
 from tests.harness import basic, http, wait_until
 from usage_stream.clickhouse_server import ClickHouseServerError, LocalClickHouse
-from usage_stream.stack import free_port
+from usage_stream.up import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

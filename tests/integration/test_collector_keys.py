@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import basic, http
 
 pytestmark = pytest.mark.integration
 
 
-def test_a_collector_without_write_keys_warns_once(stack: Stack) -> None:
-    collector = stack.service("collector", USAGE_STREAM_WRITE_KEYS="{}",
+def test_a_collector_without_write_keys_warns_once(corner: Corner) -> None:
+    collector = corner.service("collector", USAGE_STREAM_WRITE_KEYS="{}",
                               USAGE_STREAM_COLLECTOR_PROCESSES="2").start()  # fmt: skip
     try:
         status, _ = http("POST", f"{collector.url}/v1/batch", {"batch": []}, basic("wk_any"))

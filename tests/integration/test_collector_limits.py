@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from usage_stream_sdk import Client
 
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service, basic, http
 from tests.integration.topic_reader import message_ids
 
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def limited(stack: Stack) -> Iterator[Service]:
-    service = stack.service(
+def limited(corner: Corner) -> Iterator[Service]:
+    service = corner.service(
         "collector",
         USAGE_STREAM_MAX_EVENT_BYTES="1024",
         USAGE_STREAM_MAX_BATCH_EVENTS="5",
@@ -38,9 +38,9 @@ def track(**fields: Any) -> dict[str, Any]:
 
 
 def test_limits_reject_what_is_too_big_and_429_throttles_a_key(
-    stack: Stack, limited: Service
+    corner: Corner, limited: Service
 ) -> None:
-    url, auth = f"{limited.url}/v1/batch", basic(stack.write_key)
+    url, auth = f"{limited.url}/v1/batch", basic(corner.write_key)
     status, problem = http("POST", url, {"batch": [track() for _ in range(6)]}, auth)
     assert status == 413 and "limit is 5" in problem["detail"]
 
@@ -59,12 +59,12 @@ def test_limits_reject_what_is_too_big_and_429_throttles_a_key(
     assert status == 429, [s for s, _ in answers]
     assert problem["code"] == "rate_limited"
     # the other tenant's key has its own bucket
-    other = basic(json.loads(stack.env["USAGE_STREAM_WRITE_KEYS"])["other"])
+    other = basic(json.loads(corner.env["USAGE_STREAM_WRITE_KEYS"])["other"])
     assert http("POST", url, {"batch": [track()]}, other)[0] == 200
 
 
-def test_the_sdk_waits_out_429s_and_delivers_everything(stack: Stack, limited: Service) -> None:
-    client = Client(stack.write_key, limited.url, flush_at=5, flush_interval=0.05)
+def test_the_sdk_waits_out_429s_and_delivers_everything(corner: Corner, limited: Service) -> None:
+    client = Client(corner.write_key, limited.url, flush_at=5, flush_interval=0.05)
     try:
         ids = [client.track("user-1", "api_call", {"n": i}).message_id for i in range(40)]
         assert client.flush(timeout=240)
@@ -74,7 +74,7 @@ def test_the_sdk_waits_out_429s_and_delivers_everything(stack: Stack, limited: S
     assert stats.delivered == 40 and stats.failed == 0
     assert stats.retries >= 1  # 40 events at 20 a second with bursts of 10: throttled
     bootstrap, topic = (
-        stack.env["USAGE_STREAM_KAFKA_BOOTSTRAP"],
-        stack.env["USAGE_STREAM_EVENTS_TOPIC"],
+        corner.env["USAGE_STREAM_KAFKA_BOOTSTRAP"],
+        corner.env["USAGE_STREAM_EVENTS_TOPIC"],
     )
     assert set(ids) <= set(message_ids(bootstrap, topic))

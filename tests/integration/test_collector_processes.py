@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import basic, http, wait_until
 
 pytestmark = pytest.mark.integration
@@ -39,9 +39,9 @@ def listening(port: int) -> bool:
 
 
 def test_processes_share_the_port_and_the_metrics_and_die_with_the_collector(
-    stack: Stack,
+    corner: Corner,
 ) -> None:
-    collector = stack.service("collector", USAGE_STREAM_COLLECTOR_PROCESSES="2").start()
+    collector = corner.service("collector", USAGE_STREAM_COLLECTOR_PROCESSES="2").start()
     try:
         assert collector.process is not None
         pid = collector.process.pid
@@ -52,7 +52,7 @@ def test_processes_share_the_port_and_the_metrics_and_die_with_the_collector(
                       "event": "api_call", "properties": {"n": i}} for _ in range(5)]  # fmt: skip
             body = {"batch": batch, "sentAt": datetime.now(UTC).isoformat()}
             status, answer = http("POST", f"{collector.url}/v1/batch", body,
-                                  basic(stack.write_key))  # fmt: skip
+                                  basic(corner.write_key))  # fmt: skip
             assert status == 200, answer
             return int(answer["accepted"])
 

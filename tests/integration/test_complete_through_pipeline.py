@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service, basic, http, wait_until
 from tests.integration.test_pipeline import stored, track
 
@@ -36,10 +36,10 @@ def complete_through(worker: Service, topic: str) -> float | None:
 
 
 def test_complete_through_follows_an_idle_stream_and_waits_for_a_stopped_worker(
-    stack: Stack, collector: Service
+    corner: Corner, collector: Service
 ) -> None:
-    topic = stack.env["USAGE_STREAM_EVENTS_TOPIC"]
-    worker = stack.service("worker", USAGE_STREAM_RECEIPT_SLACK_SECONDS=str(SLACK)).start()
+    topic = corner.env["USAGE_STREAM_EVENTS_TOPIC"]
+    worker = corner.service("worker", USAGE_STREAM_RECEIPT_SLACK_SECONDS=str(SLACK)).start()
     try:
         # idle: every partition is written to its end, so the numbers are complete until the
         # broker was last asked, less the slack; and that keeps moving while nothing arrives
@@ -54,7 +54,7 @@ def test_complete_through_follows_an_idle_stream_and_waits_for_a_stopped_worker(
         worker.kill()  # no shutdown: whatever it records from now on, it records nothing
         events = [track(groupId=f"acct-{i}") for i in range(12)]  # on every partition, likely
         status, body = http(
-            "POST", f"{collector.url}/v1/batch", {"batch": events}, basic(stack.write_key)
+            "POST", f"{collector.url}/v1/batch", {"batch": events}, basic(corner.write_key)
         )
         assert status == 200, body
 
@@ -62,7 +62,7 @@ def test_complete_through_follows_an_idle_stream_and_waits_for_a_stopped_worker(
         worker.start(ready_path="/healthz")
         restarted = wait_until(lambda: complete_through(worker, topic), 60, interval=0.05)
         ids = [e["messageId"] for e in events]
-        rows = wait_until(lambda: len(found := stored(worker, stack, ids)) == 12 and found, 60)
+        rows = wait_until(lambda: len(found := stored(worker, corner, ids)) == 12 and found, 60)
         received = sorted(datetime.fromisoformat(r["received_at"]).timestamp() for r in rows)
         assert restarted < received[0]
         # once they are written (the probe's next readings), the time passes them

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service
 from usage_stream import demo
-from usage_stream.stack import free_port
+from usage_stream.up import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -24,23 +24,23 @@ def _meter_lines(printed: str) -> list[str]:
 
 @pytest.mark.timeout(400)
 def test_the_demo_lands_prints_no_negative_number_and_a_second_run_adds_nothing(
-    stack: Stack, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    corner: Corner, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     write_keys, read_keys = demo.demo_keys()
     keys = {
         "USAGE_STREAM_WRITE_KEYS": json.dumps(write_keys),
         "USAGE_STREAM_READ_KEYS": json.dumps(read_keys),
     }
-    data_dir = Path(stack.env["USAGE_STREAM_DATA_DIR"])
-    env = {**stack.env, **keys}
+    data_dir = Path(corner.env["USAGE_STREAM_DATA_DIR"])
+    env = {**corner.env, **keys}
     # the example configuration's webhook endpoints: the demo's receiver, on its fixed port
     receiver = Service("webhooks receive", env, demo.WEBHOOK_RECEIVER_PORT,
                        tmp_path / "receiver.log").start()  # fmt: skip
     port = free_port()
     sender = Service("webhooks run", env | {"USAGE_STREAM_WEBHOOKS_PORT": str(port)}, port,
                      tmp_path / "sender.log").start()  # fmt: skip
-    worker = stack.service("worker", **keys).start()
-    collector = stack.service("collector", **keys).start()
+    worker = corner.service("worker", **keys).start()
+    collector = corner.service("collector", **keys).start()
     try:
         landed = demo.run(collector.url, worker.url, write_keys, read_keys, data_dir=data_dir,
                           receiver=True)  # fmt: skip

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import Corner
 from usage_stream import demo
 
 pytestmark = pytest.mark.integration
@@ -45,20 +45,20 @@ def test_the_documents_have_examples_to_run() -> None:
 
 
 @pytest.mark.timeout(600)
-def test_every_example_answers_with_the_demos_data(stack: Stack) -> None:
+def test_every_example_answers_with_the_demos_data(corner: Corner) -> None:
     write_keys, read_keys = demo.demo_keys()
     keys = {
         "USAGE_STREAM_WRITE_KEYS": json.dumps(write_keys),
         "USAGE_STREAM_READ_KEYS": json.dumps(read_keys),
     }
-    worker = stack.service("worker", **keys).start()
-    collector = stack.service("collector", **keys).start()
+    worker = corner.service("worker", **keys).start()
+    collector = corner.service("collector", **keys).start()
     failures = []
     try:
-        demo.run(collector.url, worker.url, write_keys, read_keys, data_dir=stack.home)
+        demo.run(collector.url, worker.url, write_keys, read_keys, data_dir=corner.home)
         env = {
             **os.environ,
-            **stack.env,
+            **corner.env,
             **keys,
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         }

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from ingest.topics import ensure_topics_with_config
 from processors.account_health.watch import read_sides
+from runtime.topics import ensure_topics_with_config
 from schemas.config import EXAMPLE_CONFIG
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service, basic, http, wait_until
 from tests.integration.test_metering_pipeline import post, usage
 from tests.integration.topic_reader import read_topic
@@ -32,7 +32,7 @@ def track(name: str, account: str, when: datetime, **properties: Any) -> dict[st
 
 
 def test_gb_hours_and_seat_days_through_kafka(
-    stack: Stack, worker: Service, collector: Service
+    corner: Corner, worker: Service, collector: Service
 ) -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     # no sentAt: the times are taken as sent, not corrected by the milliseconds of transit
@@ -43,10 +43,10 @@ def test_gb_hours_and_seat_days_through_kafka(
         track("seat_removed", "acct-9", now - timedelta(days=1), user="ann"),
         track("seat_added", "acct-9", now - timedelta(days=1), user="bob"),
     ]}  # fmt: skip
-    assert http("POST", f"{collector.url}/v1/batch", body, basic(stack.write_key))[0] == 200
+    assert http("POST", f"{collector.url}/v1/batch", body, basic(corner.write_key))[0] == 200
 
     def answer(meter: str, start: datetime) -> Any:
-        found = usage(worker, stack.read_key, meter, **{"from": start.isoformat(),
+        found = usage(worker, corner.read_key, meter, **{"from": start.isoformat(),
                                                         "to": now.isoformat()})  # fmt: skip
         return found["data"][0]["quantity"] if found["data"] else None
 
@@ -56,26 +56,26 @@ def test_gb_hours_and_seat_days_through_kafka(
     assert wait_until(lambda: answer("seat_days", now - timedelta(days=2)) == "2", 30)
 
 
-def fast_health(stack: Stack) -> None:
+def fast_health(corner: Corner) -> None:
     """The example configuration, with crossings looked for twice a second."""
     text = EXAMPLE_CONFIG.read_text().replace("check_seconds = 60 ", "check_seconds = 0.5")
     assert "check_seconds = 0.5" in text
-    path = stack.home / "usage-stream.toml"
+    path = corner.home / "usage-stream.toml"
     path.write_text(text)
-    stack.env["USAGE_STREAM_CONFIG_FILE"] = str(path)
+    corner.env["USAGE_STREAM_CONFIG_FILE"] = str(path)
 
 
-def crossings(stack: Stack, account: str) -> list[dict[str, Any]]:
-    records = read_topic(stack.env["USAGE_STREAM_KAFKA_BOOTSTRAP"],
-                         stack.env["USAGE_STREAM_HEALTH_TOPIC"])  # fmt: skip
+def crossings(corner: Corner, account: str) -> list[dict[str, Any]]:
+    records = read_topic(corner.env["USAGE_STREAM_KAFKA_BOOTSTRAP"],
+                         corner.env["USAGE_STREAM_HEALTH_TOPIC"])  # fmt: skip
     found = [json.loads(r.value) for r in records]
     return [f for f in found if f["account"] == account]
 
 
-def test_each_crossing_is_reported_once_whatever_kills_the_worker(stack: Stack) -> None:
-    fast_health(stack)
-    collector = stack.service("collector").start()
-    worker = stack.service("worker").start()
+def test_each_crossing_is_reported_once_whatever_kills_the_worker(corner: Corner) -> None:
+    fast_health(corner)
+    collector = corner.service("collector").start()
+    worker = corner.service("worker").start()
     try:
         now = datetime.now(UTC)
         features = ("report_created", "dashboard_viewed")
@@ -83,26 +83,26 @@ def test_each_crossing_is_reported_once_whatever_kills_the_worker(stack: Stack) 
                     for h in range(30) for name in features]  # fmt: skip
         # fading: one report 12 days ago; recency 14.3, frequency 3.3, breadth 50, trend 0
         fading = [track("report_created", "fading", now - timedelta(days=12))]
-        post(collector, stack.write_key, thriving + fading)
-        down = wait_until(lambda: crossings(stack, "fading"), 60)
+        post(collector, corner.write_key, thriving + fading)
+        down = wait_until(lambda: crossings(corner, "fading"), 60)
         assert [(c["id"], c["direction"]) for c in down] == [("acme:fading:1", "down")]
         assert down[0]["score"] < 40 and down[0]["components"]["breadth"] == 50.0
         for _ in range(2):  # killed between checks or in the middle of one, restarted
             worker.kill()
             worker.start()
             time.sleep(3)  # six checks
-        assert len(crossings(stack, "fading")) == 1
-        assert crossings(stack, "thriving") == []  # never below the threshold: nothing to say
+        assert len(crossings(corner, "fading")) == 1
+        assert crossings(corner, "thriving") == []  # never below the threshold: nothing to say
 
-        post(collector, stack.write_key, [
+        post(collector, corner.write_key, [
             track(name, "fading", now - timedelta(minutes=m))
             for m in range(10) for name in features
         ])  # fmt: skip
-        wait_until(lambda: len(crossings(stack, "fading")) == 2, 60)
+        wait_until(lambda: len(crossings(corner, "fading")) == 2, 60)
         worker.kill()  # right after the second crossing was reported
         worker.start()
         time.sleep(3)
-        found = crossings(stack, "fading")
+        found = crossings(corner, "fading")
         assert [(c["id"], c["direction"]) for c in found] == [
             ("acme:fading:1", "down"), ("acme:fading:2", "up")
         ]  # fmt: skip

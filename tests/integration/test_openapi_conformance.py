@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service, http
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -47,14 +47,14 @@ def operations(service: Service) -> int:
     return sum(len(methods) for methods in document["paths"].values())
 
 
-def test_the_read_api_answers_as_its_document_says(stack: Stack, worker: Service) -> None:
-    run = schemathesis(worker, f"Bearer {stack.read_key}", stack.home)
+def test_the_read_api_answers_as_its_document_says(corner: Corner, worker: Service) -> None:
+    run = schemathesis(worker, f"Bearer {corner.read_key}", corner.home)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert f"Tested: {operations(worker)}" in run.stdout  # all, not a document it failed to load
 
 
-def test_the_collector_answers_as_its_document_says(stack: Stack, collector: Service) -> None:
-    key = base64.b64encode(f"{stack.write_key}:".encode()).decode()
-    run = schemathesis(collector, f"Basic {key}", stack.home)
+def test_the_collector_answers_as_its_document_says(corner: Corner, collector: Service) -> None:
+    key = base64.b64encode(f"{corner.write_key}:".encode()).decode()
+    run = schemathesis(collector, f"Basic {key}", corner.home)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert f"Tested: {operations(collector)}" in run.stdout

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service, basic, bearer, http, wait_until
 from usage_stream.broker import LocalBroker
-from usage_stream.stack import free_port
+from usage_stream.up import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +35,17 @@ def track(**fields: Any) -> dict[str, Any]:
     }
 
 
-def stored(worker: Service, stack: Stack, ids: list[str]) -> list[dict[str, Any]]:
+def stored(worker: Service, corner: Corner, ids: list[str]) -> list[dict[str, Any]]:
     query = "&".join(f"message_id={i}" for i in ids)
     status, body = http(
-        "GET", f"{worker.url}/v1/events?{query}&limit=10000", None, bearer(stack.read_key)
+        "GET", f"{worker.url}/v1/events?{query}&limit=10000", None, bearer(corner.read_key)
     )
     assert status == 200, body
     return list(body)
 
 
 def test_a_batch_is_in_clickhouse_within_5s_with_every_field(
-    stack: Stack, worker: Service, collector: Service
+    corner: Corner, worker: Service, collector: Service
 ) -> None:
     sent_at = datetime.now(UTC)
     skewed = sent_at + timedelta(minutes=10)  # the client's clock runs 10 minutes fast
@@ -58,13 +58,13 @@ def test_a_batch_is_in_clickhouse_within_5s_with_every_field(
     ]  # fmt: skip
     posted = datetime.now(UTC)
     status, body = http(
-        "POST", f"{collector.url}/v1/batch", {"batch": events}, basic(stack.write_key)
+        "POST", f"{collector.url}/v1/batch", {"batch": events}, basic(corner.write_key)
     )
     assert (status, body) == (200, {"success": True, "accepted": 3, "rejected": [], "warnings": []})
 
     ids = [e["messageId"] for e in events]
     rows = wait_until(
-        lambda: len(stored(worker, stack, ids)) == 3 and stored(worker, stack, ids), 5
+        lambda: len(stored(worker, corner, ids)) == 3 and stored(worker, corner, ids), 5
     )
     by_id = {row["message_id"]: row for row in rows}
     first = by_id[ids[0]]
@@ -83,56 +83,56 @@ def test_a_batch_is_in_clickhouse_within_5s_with_every_field(
 
 @pytest.mark.parametrize("compression", ["lz4", "zstd"])
 def test_compressed_batches_are_produced_and_read(
-    stack: Stack, worker: Service, compression: str
+    corner: Corner, worker: Service, compression: str
 ) -> None:
     """The worker's consumer (aiokafka) reads lz4 and zstd batches only with cramjam."""
-    collector = stack.service("collector", USAGE_STREAM_KAFKA_COMPRESSION=compression).start()
+    collector = corner.service("collector", USAGE_STREAM_KAFKA_COMPRESSION=compression).start()
     try:
         events = [track() for _ in range(50)]
         status, body = http(
-            "POST", f"{collector.url}/v1/batch", {"batch": events}, basic(stack.write_key)
+            "POST", f"{collector.url}/v1/batch", {"batch": events}, basic(corner.write_key)
         )
         assert status == 200 and body["accepted"] == 50
         ids = [e["messageId"] for e in events]
-        wait_until(lambda: len(stored(worker, stack, ids)) == 50, 30)
+        wait_until(lambda: len(stored(worker, corner, ids)) == 50, 30)
     finally:
         collector.stop()
 
 
 def test_a_batch_posted_twice_is_stored_once(
-    stack: Stack, worker: Service, collector: Service
+    corner: Corner, worker: Service, collector: Service
 ) -> None:
     events = [track(), track(), track()]
     for _ in range(2):
         status, _ = http(
-            "POST", f"{collector.url}/v1/batch", {"batch": events}, basic(stack.write_key)
+            "POST", f"{collector.url}/v1/batch", {"batch": events}, basic(corner.write_key)
         )
         assert status == 200
     marker = track()
-    http("POST", f"{collector.url}/v1/batch", {"batch": [marker]}, basic(stack.write_key))
+    http("POST", f"{collector.url}/v1/batch", {"batch": [marker]}, basic(corner.write_key))
     ids = [e["messageId"] for e in events]
-    wait_until(lambda: stored(worker, stack, [marker["messageId"]]), 10)
-    assert sorted(r["message_id"] for r in stored(worker, stack, ids)) == sorted(ids)
+    wait_until(lambda: stored(worker, corner, [marker["messageId"]]), 10)
+    assert sorted(r["message_id"] for r in stored(worker, corner, ids)) == sorted(ids)
 
 
-def test_collector_errors_on_the_real_broker(stack: Stack, collector: Service) -> None:
+def test_collector_errors_on_the_real_broker(corner: Corner, collector: Service) -> None:
     url = f"{collector.url}/v1/batch"
-    status, body = http("POST", url, b"{not json", basic(stack.write_key))
+    status, body = http("POST", url, b"{not json", basic(corner.write_key))
     assert status == 400 and "not JSON" in body["detail"]
     status, body = http(
-        "POST", url, {"batch": [{"type": "track", "messageId": "x"}]}, basic(stack.write_key)
+        "POST", url, {"batch": [{"type": "track", "messageId": "x"}]}, basic(corner.write_key)
     )  # judged event by event: 200, the event rejected with its reasons, as Segment answers
     assert status == 200 and body["accepted"] == 0
     assert {e["field"] for e in body["rejected"][0]["errors"]} >= {"batch.0.track.event"}
     status, body = http("POST", url, {"batch": [track()]}, basic("wk_nobody"))
     assert status == 401
     huge = gzip.compress(json.dumps({"batch": [track(properties={"x": "y" * 2_000_000})]}).encode())
-    status, body = http("POST", url, huge, {**basic(stack.write_key), "Content-Encoding": "gzip"})
+    status, body = http("POST", url, huge, {**basic(corner.write_key), "Content-Encoding": "gzip"})
     assert status == 413
 
 
-def test_collector_answers_503_when_kafka_is_unreachable(stack: Stack) -> None:
-    dead = stack.service(
+def test_collector_answers_503_when_kafka_is_unreachable(corner: Corner) -> None:
+    dead = corner.service(
         "collector",
         USAGE_STREAM_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}",
         USAGE_STREAM_PRODUCE_TIMEOUT_SECONDS="2",
@@ -141,7 +141,7 @@ def test_collector_answers_503_when_kafka_is_unreachable(stack: Stack) -> None:
     try:
         assert http("GET", f"{dead.url}/readyz")[0] == 503
         status, body = http(
-            "POST", f"{dead.url}/v1/batch", {"batch": [track()]}, basic(stack.write_key)
+            "POST", f"{dead.url}/v1/batch", {"batch": [track()]}, basic(corner.write_key)
         )
         assert status == 503, body
         assert body["status"] == 503 and "retry" in body["title"]
@@ -150,19 +150,19 @@ def test_collector_answers_503_when_kafka_is_unreachable(stack: Stack) -> None:
 
 
 def test_a_malformed_kafka_message_is_dead_lettered_and_the_rest_stored(
-    stack: Stack, worker: Service, collector: Service
+    corner: Corner, worker: Service, collector: Service
 ) -> None:
-    bootstrap = stack.env["USAGE_STREAM_KAFKA_BOOTSTRAP"]
+    bootstrap = corner.env["USAGE_STREAM_KAFKA_BOOTSTRAP"]
     producer = KafkaProducer(bootstrap_servers=bootstrap)
-    producer.send(stack.env["USAGE_STREAM_EVENTS_TOPIC"], key=b"acme:acct-1", value=b"{broken")
+    producer.send(corner.env["USAGE_STREAM_EVENTS_TOPIC"], key=b"acme:acct-1", value=b"{broken")
     producer.flush()
     producer.close()
     good = track()
-    http("POST", f"{collector.url}/v1/batch", {"batch": [good]}, basic(stack.write_key))
-    wait_until(lambda: stored(worker, stack, [good["messageId"]]), 10)
+    http("POST", f"{collector.url}/v1/batch", {"batch": [good]}, basic(corner.write_key))
+    wait_until(lambda: stored(worker, corner, [good["messageId"]]), 10)
 
     consumer = KafkaConsumer(
-        stack.env["USAGE_STREAM_INVALID_TOPIC"],
+        corner.env["USAGE_STREAM_INVALID_TOPIC"],
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         consumer_timeout_ms=10_000,
@@ -175,9 +175,9 @@ def test_a_malformed_kafka_message_is_dead_lettered_and_the_rest_stored(
 
 
 @pytest.mark.timeout(300)
-def test_a_worker_started_before_its_broker_waits_for_it(stack: Stack, tmp_path: Path) -> None:
+def test_a_worker_started_before_its_broker_waits_for_it(corner: Corner, tmp_path: Path) -> None:
     broker = LocalBroker(tmp_path / "late-kafka", port=free_port(), controller_port=free_port())
-    worker = stack.service("worker", USAGE_STREAM_KAFKA_BOOTSTRAP=broker.bootstrap)
+    worker = corner.service("worker", USAGE_STREAM_KAFKA_BOOTSTRAP=broker.bootstrap)
     starting = threading.Thread(target=lambda: worker.start(timeout=180))
     starting.start()
     try:

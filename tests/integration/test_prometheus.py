@@ -16,12 +16,12 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from ingest.topics import ensure_topics
 from processors.worker.lag import ConsumerLagProbe
-from tests.conftest import Stack
+from runtime.topics import ensure_topics
+from tests.conftest import Corner
 from tests.harness import Service, basic, http, wait_until
 from usage_stream.broker import LocalBroker
-from usage_stream.stack import free_port
+from usage_stream.up import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -110,9 +110,9 @@ def batch(count: int) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def send(collector: Service, stack: Stack, events: list[dict[str, Any]]) -> None:
+def send(collector: Service, corner: Corner, events: list[dict[str, Any]]) -> None:
     status, body = http(
-        "POST", f"{collector.url}/v1/batch", {"batch": events}, basic(stack.write_key)
+        "POST", f"{collector.url}/v1/batch", {"batch": events}, basic(corner.write_key)
     )
     assert status == 200, body
 
@@ -133,9 +133,9 @@ PER_EVENT = ("received", "accepted", "stored", "fresh", "rows")
 
 @pytest.mark.timeout(480)
 def test_prometheus_sees_the_key_series_move_while_events_flow(
-    stack: Stack, collector: Service, worker: Service, prometheus: Prometheus
+    corner: Corner, collector: Service, worker: Service, prometheus: Prometheus
 ) -> None:
-    topic = stack.env["USAGE_STREAM_EVENTS_TOPIC"]
+    topic = corner.env["USAGE_STREAM_EVENTS_TOPIC"]
     # both processes are scraped, with the alerting rules loaded beside them
     wait_until(
         lambda: len(prometheus.query('up{job=~"usage-stream-(collector|worker)"} == 1')) == 2,
@@ -147,7 +147,7 @@ def test_prometheus_sees_the_key_series_move_while_events_flow(
 
     before = {name: prometheus.scalar(q) for name, q in KEY_SERIES.items()}
     first = batch(20)
-    send(collector, stack, first)
+    send(collector, corner, first)
 
     def grew_by(start: dict[str, float], events: int) -> dict[str, float] | None:
         now = {name: prometheus.scalar(q) for name, q in KEY_SERIES.items()}
@@ -158,8 +158,8 @@ def test_prometheus_sees_the_key_series_move_while_events_flow(
 
     after_first = wait_until(lambda: grew_by(before, 20), timeout=90, interval=1)
     second = batch(30)
-    send(collector, stack, second[:15])
-    send(collector, stack, second[15:])
+    send(collector, corner, second[:15])
+    send(collector, corner, second[15:])
     after_second = wait_until(lambda: grew_by(after_first, 30), timeout=90, interval=1)
     assert after_second["requests"] >= after_first["requests"] + 2
 
@@ -169,7 +169,7 @@ def test_prometheus_sees_the_key_series_move_while_events_flow(
     assert all(float(s["value"][1]) >= 50 for s in processed), processed
 
     # a re-sent batch is dropped by the dedup check, and Prometheus sees the hits
-    send(collector, stack, first)
+    send(collector, corner, first)
     wait_until(lambda: prometheus.scalar(f"sum({W}_duplicates_total)") >= 20, timeout=90)
 
     # once everything is committed, the lag is back to zero on every partition

@@ -14,8 +14,8 @@ from collections import Counter
 import pytest
 from usage_stream_sdk import Client
 
-from ingest.topics import ensure_topics
-from tests.conftest import Stack
+from runtime.topics import ensure_topics
+from tests.conftest import Corner
 from tests.harness import Service, basic, http, wait_until
 from tests.integration.test_sdk_delivery import stored_ids
 from usage_stream.broker import LocalBroker
@@ -23,11 +23,11 @@ from usage_stream.broker import LocalBroker
 pytestmark = pytest.mark.integration
 
 
-def collector_on(stack: Stack, broker: LocalBroker) -> Service:
+def collector_on(corner: Corner, broker: LocalBroker) -> Service:
     """A collector producing to `broker`, its topics created, giving up on Kafka after 3 s."""
-    topics = [stack.env["USAGE_STREAM_EVENTS_TOPIC"], stack.env["USAGE_STREAM_INVALID_TOPIC"]]
+    topics = [corner.env["USAGE_STREAM_EVENTS_TOPIC"], corner.env["USAGE_STREAM_INVALID_TOPIC"]]
     ensure_topics(broker.bootstrap, topics, 3)
-    return stack.service(
+    return corner.service(
         "collector",
         USAGE_STREAM_KAFKA_BOOTSTRAP=broker.bootstrap,
         USAGE_STREAM_PRODUCE_TIMEOUT_SECONDS="3",
@@ -44,12 +44,12 @@ def kill(broker: LocalBroker) -> None:
 
 
 def test_every_event_arrives_once_across_a_broker_restart(
-    stack: Stack, private_broker: LocalBroker
+    corner: Corner, private_broker: LocalBroker
 ) -> None:
     on_private = {"USAGE_STREAM_KAFKA_BOOTSTRAP": private_broker.bootstrap}
-    collector = collector_on(stack, private_broker)
+    collector = collector_on(corner, private_broker)
     worker: Service | None = None
-    client = Client(stack.write_key, collector.url, flush_at=10, flush_interval=0.1)
+    client = Client(corner.write_key, collector.url, flush_at=10, flush_interval=0.1)
     try:
         ids = [client.track("user-1", "api_call", {"n": i}).message_id for i in range(20)]
         assert client.flush(timeout=60)
@@ -61,9 +61,9 @@ def test_every_event_arrives_once_across_a_broker_restart(
         stats = client.stats
         assert (stats.delivered, stats.failed, stats.dropped, stats.rejected) == (50, 0, 0, 0)
         # the worker reads everything the broker holds, duplicates from retries included
-        worker = stack.service("worker", **on_private).start()
+        worker = corner.service("worker", **on_private).start()
         stored = wait_until(
-            lambda: len(found := stored_ids(worker, stack, ids)) >= 50 and found, 120
+            lambda: len(found := stored_ids(worker, corner, ids)) >= 50 and found, 120
         )
         assert Counter(stored) == Counter(ids)  # every one, none twice
     finally:
@@ -75,9 +75,9 @@ def test_every_event_arrives_once_across_a_broker_restart(
 
 @pytest.mark.timeout(300)
 def test_the_collector_recovers_by_itself_after_the_broker_is_killed_mid_request(
-    stack: Stack, private_broker: LocalBroker
+    corner: Corner, private_broker: LocalBroker
 ) -> None:
-    collector = collector_on(stack, private_broker)
+    collector = collector_on(corner, private_broker)
     answers: list[tuple[float, int]] = []
     stop = threading.Event()
 
@@ -87,7 +87,7 @@ def test_the_collector_recovers_by_itself_after_the_broker_is_killed_mid_request
                      "event": "api_call"}  # fmt: skip
             try:
                 status, _ = http("POST", f"{collector.url}/v1/batch", {"batch": [event]},
-                                 basic(stack.write_key))  # fmt: skip
+                                 basic(corner.write_key))  # fmt: skip
             except OSError:
                 status = 0
             answers.append((time.monotonic(), status))
@@ -119,10 +119,10 @@ def test_the_collector_recovers_by_itself_after_the_broker_is_killed_mid_request
 
 
 def test_a_worker_stops_within_ten_seconds_of_sigterm_with_kafka_down(
-    stack: Stack, private_broker: LocalBroker
+    corner: Corner, private_broker: LocalBroker
 ) -> None:
     on_private = {"USAGE_STREAM_KAFKA_BOOTSTRAP": private_broker.bootstrap}
-    worker = stack.service("worker", **on_private).start()
+    worker = corner.service("worker", **on_private).start()
     assert worker.process is not None
     kill(private_broker)
     time.sleep(3)  # its clients notice the broker is gone
@@ -137,22 +137,22 @@ def test_a_worker_stops_within_ten_seconds_of_sigterm_with_kafka_down(
 
 @pytest.mark.timeout(300)
 def test_a_running_worker_rides_out_a_broker_crash(
-    stack: Stack, private_broker: LocalBroker
+    corner: Corner, private_broker: LocalBroker
 ) -> None:
-    collector = collector_on(stack, private_broker)
-    worker = stack.service("worker", USAGE_STREAM_KAFKA_BOOTSTRAP=private_broker.bootstrap).start()
-    client = Client(stack.write_key, collector.url, flush_at=10, flush_interval=0.1)
+    collector = collector_on(corner, private_broker)
+    worker = corner.service("worker", USAGE_STREAM_KAFKA_BOOTSTRAP=private_broker.bootstrap).start()
+    client = Client(corner.write_key, collector.url, flush_at=10, flush_interval=0.1)
     try:
         before = [client.track("user-1", "api_call", {"n": i}).message_id for i in range(10)]
         assert client.flush(timeout=60)
-        wait_until(lambda: len(stored_ids(worker, stack, before)) == 10, 60)
+        wait_until(lambda: len(stored_ids(worker, corner, before)) == 10, 60)
         kill(private_broker)
         time.sleep(5)
         private_broker.start()
         after = [client.track("user-1", "api_call", {"n": i}).message_id for i in range(10, 20)]
         assert client.flush(timeout=120)
         # the same worker process, never restarted, stores what came after the crash
-        wait_until(lambda: len(stored_ids(worker, stack, after)) == 10, 120)
+        wait_until(lambda: len(stored_ids(worker, corner, after)) == 10, 120)
         assert worker.process is not None and worker.process.poll() is None
     finally:
         client.shutdown(timeout=5)

@@ -15,36 +15,36 @@ import pytest
 from usage_stream_sdk import Client, Failure, FailureKind
 
 from ingest import KafkaTransport
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service, basic, bearer, http, wait_until
 from tests.integration.topic_reader import message_ids, read_topic
-from usage_stream.stack import free_port
+from usage_stream.up import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def stored_ids(worker: Service, stack: Stack, ids: list[str]) -> list[str]:
+def stored_ids(worker: Service, corner: Corner, ids: list[str]) -> list[str]:
     """The ids the worker's read API holds among `ids`, one entry per stored row."""
     found: list[str] = []
     for start in range(0, len(ids), 50):  # keep the query string short
         query = "&".join(f"message_id={i}" for i in ids[start : start + 50])
         status, rows = http(
-            "GET", f"{worker.url}/v1/events?{query}&limit=10000", None, bearer(stack.read_key)
+            "GET", f"{worker.url}/v1/events?{query}&limit=10000", None, bearer(corner.read_key)
         )
         assert status == 200, rows
         found.extend(row["message_id"] for row in rows)
     return found
 
 
-def events_topic(stack: Stack) -> tuple[str, str]:
-    return stack.env["USAGE_STREAM_KAFKA_BOOTSTRAP"], stack.env["USAGE_STREAM_EVENTS_TOPIC"]
+def events_topic(corner: Corner) -> tuple[str, str]:
+    return corner.env["USAGE_STREAM_KAFKA_BOOTSTRAP"], corner.env["USAGE_STREAM_EVENTS_TOPIC"]
 
 
 def test_every_event_arrives_once_across_a_collector_restart(
-    stack: Stack, worker: Service, collector: Service
+    corner: Corner, worker: Service, collector: Service
 ) -> None:
-    client = Client(stack.write_key, collector.url, flush_at=10, flush_interval=0.1)
+    client = Client(corner.write_key, collector.url, flush_at=10, flush_interval=0.1)
     try:
         ids = [client.track("user-1", "api_call", {"n": i}).message_id for i in range(20)]
         assert client.flush(timeout=60)
@@ -59,17 +59,17 @@ def test_every_event_arrives_once_across_a_collector_restart(
         assert (stats.delivered, stats.failed, stats.dropped, stats.rejected) == (50, 0, 0, 0)
     finally:
         client.shutdown(timeout=5)
-    stored = wait_until(lambda: len(found := stored_ids(worker, stack, ids)) >= 50 and found, 90)
+    stored = wait_until(lambda: len(found := stored_ids(worker, corner, ids)) >= 50 and found, 90)
     assert Counter(stored) == Counter(ids)  # every one, none twice
 
 
 def test_a_full_queue_is_observable_and_only_what_was_refused_is_missing(
-    stack: Stack, collector: Service
+    corner: Corner, collector: Service
 ) -> None:
     collector.stop()  # nothing drains the queue
     failures: list[Failure] = []
     client = Client(
-        stack.write_key, collector.url, max_queue_size=5, flush_at=5, on_error=failures.append
+        corner.write_key, collector.url, max_queue_size=5, flush_at=5, on_error=failures.append
     )
     try:
         receipts = [client.track("user-1", "api_call", {"n": i}) for i in range(30)]
@@ -85,7 +85,7 @@ def test_a_full_queue_is_observable_and_only_what_was_refused_is_missing(
         assert client.stats.delivered == len(queued)
     finally:
         client.shutdown(timeout=5)
-    landed = set(message_ids(*events_topic(stack)))
+    landed = set(message_ids(*events_topic(corner)))
     assert set(queued) <= landed
     assert not set(refused) & landed
 
@@ -128,9 +128,9 @@ FORK = """
 
 
 def test_after_fork_parent_and_child_each_deliver_their_own_events(
-    stack: Stack, collector: Service
+    corner: Corner, collector: Service
 ) -> None:
-    done = run_script(FORK, stack.write_key, collector.url)
+    done = run_script(FORK, corner.write_key, collector.url)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     child = report["child"]
@@ -138,7 +138,7 @@ def test_after_fork_parent_and_child_each_deliver_their_own_events(
     # the child's client is its own: it sends its five and nothing the parent had queued
     assert child["stats"]["queued"] == 5 and child["stats"]["delivered"] == 5
     assert report["stats"]["delivered"] == 6
-    landed = Counter(message_ids(*events_topic(stack)))
+    landed = Counter(message_ids(*events_topic(corner)))
     for message_id in [report["before"], *report["after"], *child["ids"]]:
         assert landed[message_id] >= 1, message_id
 
@@ -158,19 +158,19 @@ EXIT = """
 """
 
 
-def test_a_short_lived_process_sends_its_events_at_exit(stack: Stack, collector: Service) -> None:
-    done = run_script(EXIT, stack.write_key, collector.url, "30")
+def test_a_short_lived_process_sends_its_events_at_exit(corner: Corner, collector: Service) -> None:
+    done = run_script(EXIT, corner.write_key, collector.url, "30")
     assert done.returncode == 0, done.stderr
     ids = done.stdout.split()
     assert len(ids) == 10
     assert "LOST" not in done.stderr
-    landed = set(message_ids(*events_topic(stack)))
+    landed = set(message_ids(*events_topic(corner)))
     assert set(ids) <= landed
 
 
-def test_at_exit_with_the_collector_down_the_loss_is_reported_not_silent(stack: Stack) -> None:
+def test_at_exit_with_the_collector_down_the_loss_is_reported_not_silent(corner: Corner) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"
-    done = run_script(EXIT, stack.write_key, nowhere, "1")
+    done = run_script(EXIT, corner.write_key, nowhere, "1")
     assert done.returncode == 0, done.stderr
     lost = [line.split() for line in done.stderr.splitlines() if line.startswith("LOST")]
     assert lost and all(kind == "abandoned" for _, kind, _ in lost)
@@ -179,14 +179,14 @@ def test_at_exit_with_the_collector_down_the_loss_is_reported_not_silent(stack: 
 
 
 def test_a_mixed_batch_stores_the_valid_events_and_parks_the_rest_with_reasons(
-    stack: Stack, worker: Service, collector: Service
+    corner: Corner, worker: Service, collector: Service
 ) -> None:
     # over raw HTTP, as any Segment-style sender
     valid = {"type": "track", "messageId": str(uuid.uuid4()), "userId": "user-1",
              "event": "api_call"}  # fmt: skip
     no_name = {"type": "track", "messageId": str(uuid.uuid4()), "userId": "user-1"}
     status, answer = http(
-        "POST", f"{collector.url}/v1/batch", {"batch": [valid, no_name]}, basic(stack.write_key)
+        "POST", f"{collector.url}/v1/batch", {"batch": [valid, no_name]}, basic(corner.write_key)
     )
     assert status == 200 and answer["accepted"] == 1
     (rejected,) = answer["rejected"]
@@ -195,7 +195,7 @@ def test_a_mixed_batch_stores_the_valid_events_and_parks_the_rest_with_reasons(
     # through the SDK: a lone surrogate (a badly decoded file name, say) is valid JSON but cannot
     # be stored; the collector rejects that event alone and the SDK reports it
     failures: list[Failure] = []
-    client = Client(stack.write_key, collector.url, flush_interval=60, on_error=failures.append)
+    client = Client(corner.write_key, collector.url, flush_interval=60, on_error=failures.append)
     try:
         good = [client.track("user-1", "upload", {"file": f"a{i}.csv"}).message_id for i in (1, 2)]
         bad = client.track("user-1", "upload", {"file": "b\udcff.csv"}).message_id
@@ -212,25 +212,25 @@ def test_a_mixed_batch_stores_the_valid_events_and_parks_the_rest_with_reasons(
     assert [e.field.split(".")[-2:] for e in broken.errors] == [["track", "event"]]
     assert "track.event" in broken.reason
     expected = sorted([valid["messageId"], *good])
-    wait_until(lambda: sorted(stored_ids(worker, stack, expected)) == expected, 60)
+    wait_until(lambda: sorted(stored_ids(worker, corner, expected)) == expected, 60)
     parked = [
         r
         for r in read_topic(
-            stack.env["USAGE_STREAM_KAFKA_BOOTSTRAP"], stack.env["USAGE_STREAM_INVALID_TOPIC"]
+            corner.env["USAGE_STREAM_KAFKA_BOOTSTRAP"], corner.env["USAGE_STREAM_INVALID_TOPIC"]
         )
         if dict(r.headers).get("source") == b"collector"
     ]
     assert [json.loads(r.value)["messageId"] for r in parked] == [no_name["messageId"], bad,
                                                                  unnamed]  # fmt: skip
-    assert all(dict(r.headers)["tenant"] == stack.tenant.encode() for r in parked)
+    assert all(dict(r.headers)["tenant"] == corner.tenant.encode() for r in parked)
     assert b"Field required" in dict(parked[0].headers)["errors"]
     assert b"UTF-8" in dict(parked[1].headers)["reason"]
 
 
-def test_the_kafka_transport_produces_like_the_collector(stack: Stack) -> None:
-    bootstrap, topic = events_topic(stack)
-    invalid_topic = stack.env["USAGE_STREAM_INVALID_TOPIC"]
-    transport = KafkaTransport(bootstrap, stack.tenant, topic=topic, invalid_topic=invalid_topic)
+def test_the_kafka_transport_produces_like_the_collector(corner: Corner) -> None:
+    bootstrap, topic = events_topic(corner)
+    invalid_topic = corner.env["USAGE_STREAM_INVALID_TOPIC"]
+    transport = KafkaTransport(bootstrap, corner.tenant, topic=topic, invalid_topic=invalid_topic)
     failures: list[Failure] = []
     client = Client(transport=transport, flush_interval=0.05, on_error=failures.append)
     try:
@@ -245,7 +245,7 @@ def test_the_kafka_transport_produces_like_the_collector(stack: Stack) -> None:
     records = {json.loads(r.value)["messageId"]: r for r in read_topic(bootstrap, topic)}
     assert set(ids) <= set(records)
     record = records[ids[0]]
-    assert record.key == f"{stack.tenant}:acct-1".encode()  # the collector's partitioning
-    assert json.loads(record.value)["tenant"] == stack.tenant
+    assert record.key == f"{corner.tenant}:acct-1".encode()  # the collector's partitioning
+    assert json.loads(record.value)["tenant"] == corner.tenant
     parked = [json.loads(r.value)["messageId"] for r in read_topic(bootstrap, invalid_topic)]
     assert parked == [bad]

@@ -10,25 +10,25 @@ import pytest
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service
 from tests.integration.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
 
 
-def on_topic(stack: Stack, topic_env: str) -> dict[str, Any]:
-    records = read_topic(stack.env["USAGE_STREAM_KAFKA_BOOTSTRAP"], stack.env[topic_env])
+def on_topic(corner: Corner, topic_env: str) -> dict[str, Any]:
+    records = read_topic(corner.env["USAGE_STREAM_KAFKA_BOOTSTRAP"], corner.env[topic_env])
     return {json.loads(r.value)["messageId"]: r for r in records}
 
 
 @pytest.mark.parametrize("sync_mode", [False, True])
 def test_segments_library_works_unchanged(
-    stack: Stack, collector: Service, sync_mode: bool
+    corner: Corner, collector: Service, sync_mode: bool
 ) -> None:
     errors: list[Any] = []
     segment = SegmentClient(
-        stack.write_key,
+        corner.write_key,
         host=collector.url,
         gzip=True,
         sync_mode=sync_mode,
@@ -50,22 +50,22 @@ def test_segments_library_works_unchanged(
     assert all(ok for ok, _ in calls) and errors == []
     sent = {message["messageId"]: message for _, message in calls}
 
-    landed = on_topic(stack, "USAGE_STREAM_EVENTS_TOPIC")
+    landed = on_topic(corner, "USAGE_STREAM_EVENTS_TOPIC")
     assert set(sent) <= set(landed)
     for message_id, message in sent.items():
         event = json.loads(landed[message_id].value)
-        assert event["tenant"] == stack.tenant and event["type"] == message["type"]
+        assert event["tenant"] == corner.tenant and event["type"] == message["type"]
         assert event["context"]["library"]["name"] == "analytics-python"
     track = json.loads(landed[calls[2][1]["messageId"]].value)
     assert track["account"] == "acct-1"  # Segment's context.groupId names the account
     assert track["properties"] == {"charts": 0}
     assert json.loads(landed[calls[0][1]["messageId"]].value)["traits"]["plan"] == "team"
     # the page call was answered 200 (Segment's libraries see success) and parked with a reason
-    parked = on_topic(stack, "USAGE_STREAM_INVALID_TOPIC")
+    parked = on_topic(corner, "USAGE_STREAM_INVALID_TOPIC")
     assert b"page calls are not supported" in dict(parked[page[1]["messageId"]].headers)["reason"]
 
 
-def test_segments_library_reports_a_wrong_write_key(stack: Stack, collector: Service) -> None:
+def test_segments_library_reports_a_wrong_write_key(corner: Corner, collector: Service) -> None:
     errors: list[Any] = []
     segment = SegmentClient(
         "wk_not_a_key",
@@ -82,11 +82,11 @@ def test_segments_library_reports_a_wrong_write_key(stack: Stack, collector: Ser
 
 
 def test_rudderstacks_library_works_unchanged_traits_included(
-    stack: Stack, collector: Service
+    corner: Corner, collector: Service
 ) -> None:
     errors: list[Any] = []
     rudder = RudderClient(
-        stack.write_key,
+        corner.write_key,
         host=collector.url,
         gzip=True,
         upload_size=10,
@@ -98,7 +98,7 @@ def test_rudderstacks_library_works_unchanged_traits_included(
     ]
     rudder.shutdown()
     assert all(ok for ok, _ in calls) and errors == []
-    landed = on_topic(stack, "USAGE_STREAM_EVENTS_TOPIC")
+    landed = on_topic(corner, "USAGE_STREAM_EVENTS_TOPIC")
     identify = json.loads(landed[calls[0][1]["messageId"]].value)
     # RudderStack sends an identify's traits as context.traits: they are its traits
     assert identify["traits"] == {"email": "b@example.com", "plan": "scale"}

@@ -14,7 +14,7 @@ import pytest
 
 from processors.metering.calendar import period_end, period_start
 from schemas.config import Billing
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service, bearer, http, wait_until
 from tests.integration.test_metering_pipeline import (
     api_call,
@@ -55,7 +55,7 @@ def activated(worker: Service, key: str) -> list[str]:
 
 @pytest.mark.timeout(420)
 def test_two_workers_one_killed_twice_count_every_event_once(
-    stack: Stack, collector: Service
+    corner: Corner, collector: Service
 ) -> None:
     rng = random.Random(47)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -79,13 +79,13 @@ def test_two_workers_one_killed_twice_count_every_event_once(
     every = events + late + signups
     rng.shuffle(every)
     batches = [every[i : i + 500] for i in range(0, len(every), 500)]
-    first = stack.service("worker").start()
-    second = stack.service("worker").start()
+    first = corner.service("worker").start()
+    second = corner.service("worker").start()
     try:
         for i, batch in enumerate(batches):
-            post(collector, stack.write_key, batch)
+            post(collector, corner.write_key, batch)
             if i % 10 == 3:
-                post(collector, stack.write_key, batch)  # sent again: duplicates
+                post(collector, corner.write_key, batch)  # sent again: duplicates
             if i in (20, 50):  # SIGKILL mid-stream; the other takes its partitions
                 first.kill()
                 first.start()
@@ -93,13 +93,13 @@ def test_two_workers_one_killed_twice_count_every_event_once(
         expected_late = Decimal(expected_calls(late))
         for reader in (first, second):
             assert wait_until(
-                lambda r=reader: calls(r, stack.read_key, start, to) == (expected, expected), 180
+                lambda r=reader: calls(r, corner.read_key, start, to) == (expected, expected), 180
             )
-            assert calls(reader, stack.read_key, closed, closed_end) == (0, expected_late)
-            assert wait_until(lambda r=reader: activated(r, stack.read_key) == teams, 60)
-            assert events_stored(reader, stack.read_key) == len(every)
+            assert calls(reader, corner.read_key, closed, closed_end) == (0, expected_late)
+            assert wait_until(lambda r=reader: activated(r, corner.read_key) == teams, 60)
+            assert events_stored(reader, corner.read_key) == len(every)
         # reconciled beside the running workers: the CLI is one more client of the server
-        assert_reconciled(stack, start, to)
+        assert_reconciled(corner, start, to)
     finally:
         first.stop()
         second.stop()

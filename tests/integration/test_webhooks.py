@@ -24,10 +24,10 @@ from kafka import KafkaProducer
 from processors.api.auth import read_key_tenant
 from processors.api.webhooks import webhooks_router
 from processors.storage.clickhouse import ClickHouse, open_clickhouse
-from tests.conftest import Stack
+from tests.conftest import Corner
 from tests.harness import Service, bearer, http, wait_until
 from usage_stream.clickhouse_server import LocalClickHouse
-from usage_stream.stack import free_port
+from usage_stream.up import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +107,7 @@ def _pings(receiver: Receiver) -> bool:
 class Alerts:
     """The test's alerts topic, the sender's environment and its delivery log."""
 
-    stack: Stack
+    corner: Corner
     env: dict[str, str]
     topic: str
     clickhouse: ClickHouse
@@ -118,14 +118,14 @@ class Alerts:
         for hook in webhooks:
             lines.append("[[webhooks]]")
             lines += [f"{k} = {json.dumps(v)}" for k, v in {"secret": SECRET, **hook}.items()]
-        path = self.stack.home / "webhooks.toml"
+        path = self.corner.home / "webhooks.toml"
         path.write_text("\n".join(lines) + "\n")
         self.env["USAGE_STREAM_CONFIG_FILE"] = str(path)
 
     def sender(self) -> Service:
         port = free_port()
         env = {**self.env, "USAGE_STREAM_WEBHOOKS_PORT": str(port)}
-        return Service("webhooks run", env, port, self.stack.home / "webhooks.log").start()
+        return Service("webhooks run", env, port, self.corner.home / "webhooks.log").start()
 
     def produce(self, tenant: str = "acme", kind: str = "fired", **fields: Any) -> dict[str, Any]:
         record = {
@@ -151,16 +151,16 @@ class Alerts:
     def api(self) -> TestClient:
         """The deliveries route as the read API mounts it, over the same ClickHouse."""
         app = FastAPI()
-        tenant_of = read_key_tenant({self.stack.read_key: self.stack.tenant})
+        tenant_of = read_key_tenant({self.corner.read_key: self.corner.tenant})
         app.include_router(webhooks_router(self.clickhouse, tenant_of))
         return TestClient(app)
 
 
 @pytest.fixture
-def alerts(stack: Stack, clickhouse_server: LocalClickHouse) -> Iterator[Alerts]:
+def alerts(corner: Corner, clickhouse_server: LocalClickHouse) -> Iterator[Alerts]:
     topic = f"usage_alerts-{uuid.uuid4().hex[:10]}"
     env = {
-        **stack.env,
+        **corner.env,
         "USAGE_STREAM_ALERTS_TOPIC": topic,
         # short backoff, so retries are seconds apart, not minutes
         "USAGE_STREAM_WEBHOOKS_BACKOFF_BASE_SECONDS": "0.05",
@@ -169,10 +169,10 @@ def alerts(stack: Stack, clickhouse_server: LocalClickHouse) -> Iterator[Alerts]
     database = env["USAGE_STREAM_CLICKHOUSE_DATABASE"]
     clickhouse = open_clickhouse(clickhouse_server.dsn, database, clickhouse_server.password)
     producer = KafkaProducer(
-        bootstrap_servers=stack.env["USAGE_STREAM_KAFKA_BOOTSTRAP"], acks="all"
+        bootstrap_servers=corner.env["USAGE_STREAM_KAFKA_BOOTSTRAP"], acks="all"
     )
     try:
-        yield Alerts(stack, env, topic, clickhouse, producer)
+        yield Alerts(corner, env, topic, clickhouse, producer)
     finally:
         producer.close(5)
         clickhouse.command(f"DROP DATABASE IF EXISTS {database}")
@@ -214,7 +214,7 @@ def test_alerts_are_delivered_signed_to_the_endpoints_that_want_them(
         assert "secret-token" not in url and url.endswith("/hooks/usage")
 
         listed = alerts.api().get(
-            "/v1/webhooks/deliveries?status=delivered", headers=bearer(alerts.stack.read_key)
+            "/v1/webhooks/deliveries?status=delivered", headers=bearer(alerts.corner.read_key)
         )
         assert listed.status_code == 200, listed.text
         shown = {(d["id"], d["endpoint"]) for d in listed.json()["deliveries"]}
@@ -276,7 +276,7 @@ def test_an_endpoint_that_never_answers_fails_is_listed_and_is_resent_with_the_s
         record = alerts.produce()
         wait_until(lambda: alerts.status(record["id"]) == {"crm": "failed"}, 20)
         listed = alerts.api().get(
-            "/v1/webhooks/deliveries?status=failed&limit=10", headers=bearer(alerts.stack.read_key)
+            "/v1/webhooks/deliveries?status=failed&limit=10", headers=bearer(alerts.corner.read_key)
         )
         assert listed.status_code == 200, listed.text
         (failed,) = listed.json()["deliveries"]
@@ -296,7 +296,7 @@ def test_an_endpoint_that_never_answers_fails_is_listed_and_is_resent_with_the_s
             'usage_stream_webhooks_deliveries_total{endpoint="crm",outcome="failed"} 1.0' in metrics
         )
         pending = alerts.api().get(
-            "/v1/webhooks/deliveries?status=pending", headers=bearer(alerts.stack.read_key)
+            "/v1/webhooks/deliveries?status=pending", headers=bearer(alerts.corner.read_key)
         )
         assert pending.json() == {"deliveries": []}
         assert alerts.api().get("/v1/webhooks/deliveries").status_code == 401

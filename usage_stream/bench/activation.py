@@ -1,7 +1,7 @@
 """`usage-stream bench-activation`: how fast an activation follows its qualifying event.
 
-A private stack (its own Kafka broker and ClickHouse server on free ports and a worker, in a
-temporary directory):
+The bench's private sandbox (its own Kafka broker and ClickHouse server on free ports, a clean
+environment and a worker, in a temporary directory):
 each subject's signup and first reports are sent ahead, then the qualifying reports one at a
 time at a steady rate, straight to the `events` topic. For each, from the moment Kafka has
 acknowledged it (the worker can read it from then on, a fetch round-trip away) to its
@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
-import statistics
 import tempfile
 import threading
 import time
@@ -29,8 +26,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from runtime.percentiles import percentiles
+from usage_stream.bench import extra
+
+if TYPE_CHECKING:
+    from usage_stream.bench.sandbox import BenchSandbox, Process
+
+TENANT, GROUP = "bench", "bench-activation"  # a tenant of the sandbox's keys; the worker's group
 RULE = """
 [activation]
 lateness = "1h"
@@ -51,20 +55,21 @@ class Options:
     batch_seconds: float = 0.25
     keep: bool = False
     undecided: int = 0  # then this many open windows: memory and restart recovery
+    batch_size: int = 10_000  # the worker's, as its settings' default
 
 
 def _event(name: str, user: str, when: datetime, received: datetime) -> Any:
     from schemas import EnrichedEvent
 
     return EnrichedEvent(
-        tenant="bench", type="track", message_id=str(uuid.uuid4()), event=name,
+        tenant=TENANT, type="track", message_id=str(uuid.uuid4()), event=name,
         account=f"acct-{user}", user_id=user, timestamp=when, received_at=received,
     )  # fmt: skip
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "max": max(values)}
+    p50, p95, p99 = percentiles(values)
+    return {"p50": p50, "p95": p95, "p99": p99, "max": max(values)}
 
 
 class _Watcher(threading.Thread):
@@ -92,72 +97,58 @@ class _Watcher(threading.Thread):
 def run(options: Options) -> dict[str, Any]:
     from kafka import KafkaProducer
 
-    from ingest.topics import ensure_topics
     from processors.activation.rules import outcome_id
-    from usage_stream.bench.database import PASSWORD_VARIABLE
-    from usage_stream.broker import LocalBroker
-    from usage_stream.clickhouse_server import LocalClickHouse
-    from usage_stream.stack import free_port, spawn, terminate, wait_ready
+    from runtime.topics import ensure_topics
+    from usage_stream.bench.sandbox import BenchSandbox
 
     home = Path(tempfile.mkdtemp(prefix="usage-stream-bench-activation-"))
-    broker = LocalBroker(home / "kafka", port=free_port(), controller_port=free_port())
-    server = LocalClickHouse(
-        home / "clickhouse-server", http_port=free_port(), tcp_port=free_port()
+    (home / "rules.toml").write_text(RULE)
+    sandbox = BenchSandbox(
+        home, options.partitions, options.batch_size, options.batch_seconds, home / "rules.toml"
     )
-    print(f"starting a private Kafka broker on {broker.bootstrap} (files in {home}) …", flush=True)
-    broker.start()
-    worker = None
+    bootstrap = sandbox.broker.bootstrap
+    print(f"starting a private Kafka broker on {bootstrap} (files in {home}) …", flush=True)
     try:
-        server.start()
-        (home / "rules.toml").write_text(RULE)
-        read_key, port = f"rk_{secrets.token_hex(8)}", free_port()
-        env = {**os.environ, "USAGE_STREAM_DATA_DIR": str(home / "data"),
-               "USAGE_STREAM_KAFKA_BOOTSTRAP": broker.bootstrap,
-               "USAGE_STREAM_TOPIC_PARTITIONS": str(options.partitions),
-               "USAGE_STREAM_CONFIG_FILE": str(home / "rules.toml"),
-               "USAGE_STREAM_READ_KEYS": json.dumps({"bench": read_key}),
-               "USAGE_STREAM_WRITE_KEYS": "{}",
-               "USAGE_STREAM_WORKER_PORT": str(port),
-               "USAGE_STREAM_CLICKHOUSE_URL": server.dsn,
-               PASSWORD_VARIABLE: server.password,
-               "USAGE_STREAM_SINK_BATCH_SECONDS": str(options.batch_seconds)}  # fmt: skip
-        ensure_topics(broker.bootstrap, ["events"], options.partitions)
+        sandbox.broker.start()
+        sandbox.server.start()
+        read_key = sandbox.read_keys[TENANT]
+        ensure_topics(bootstrap, [sandbox.topic], options.partitions)
         print("starting the worker …", flush=True)
-        worker = spawn("worker", env, home / "worker.log")
-        wait_ready(f"http://127.0.0.1:{port}", worker, home / "worker.log", timeout=180)
-        watcher = _Watcher(broker.bootstrap, "activations")
+        worker = sandbox.worker(GROUP)
+        worker.wait_ready(timeout=180)
+        watcher = _Watcher(bootstrap, "activations")
         watcher.start()
-        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=0)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
         now = datetime.now(UTC)
         users = [f"user-{i}" for i in range(options.subjects)]
         for i, user in enumerate(users):  # the evidence before the qualifying event
             start = now - timedelta(hours=1, seconds=i)
             for name, offset in (("signed_up", 0), ("report_created", 1), ("report_created", 2)):
                 e = _event(name, user, start + timedelta(seconds=offset), now)
-                producer.send("events", key=e.partition_key.encode(), value=e.to_kafka())
+                producer.send(sandbox.topic, key=e.partition_key.encode(), value=e.to_kafka())
         producer.flush()
-        _wait_stored(port, read_key, 3 * options.subjects)
+        _wait_stored(worker.url, read_key, 3 * options.subjects)
         print(f"sending {options.subjects} qualifying events at {options.rate:g}/s …", flush=True)
         acked: dict[str, float] = {}
         for user in users:
             e = _event("report_created", user, datetime.now(UTC), datetime.now(UTC))
-            producer.send("events", key=e.partition_key.encode(), value=e.to_kafka()).get(30)
-            acked[outcome_id("bench", "bench", f"acct-{user}", user)] = time.time()
+            producer.send(sandbox.topic, key=e.partition_key.encode(), value=e.to_kafka()).get(30)
+            acked[outcome_id(TENANT, "bench", f"acct-{user}", user)] = time.time()
             time.sleep(1 / options.rate)
         deadline = time.monotonic() + 60
         while len(watcher.seen) < len(acked) and time.monotonic() < deadline:
             time.sleep(0.2)
         watcher.stop.set()
         print("timing feature counters …", flush=True)
-        counters = _feature_freshness(producer, port, read_key)
+        counters = _feature_freshness(producer, sandbox.topic, worker.url, read_key)
         state: dict[str, Any] = {}
         if options.undecided:
-            worker, state = _undecided(options.undecided, producer, worker, env, home, port)
+            state = _undecided(options.undecided, producer, sandbox, worker)
         producer.close()
         on_topic = [watcher.seen[i][0] - t for i, t in acked.items() if i in watcher.seen]
         read = [watcher.seen[i][1] - t for i, t in acked.items() if i in watcher.seen]
         if len(on_topic) < 2:
-            raise RuntimeError(f"too few activations arrived; see {home / 'worker.log'}")
+            raise RuntimeError(f"too few activations arrived; see {worker.log_file}")
         return {
             "activations": len(on_topic),
             "expected": len(acked),
@@ -168,12 +159,7 @@ def run(options: Options) -> dict[str, Any]:
             "undecided": state,
         }
     finally:
-        if worker is not None:
-            terminate(worker)
-        try:
-            server.stop()
-        finally:
-            broker.stop()
+        sandbox.stop_all()
         if not options.keep:
             import shutil
 
@@ -181,49 +167,46 @@ def run(options: Options) -> dict[str, Any]:
 
 
 def _undecided(
-    subjects: int, producer: Any, worker: Any, env: dict[str, str], home: Path, port: int
-) -> tuple[Any, dict[str, Any]]:
+    subjects: int, producer: Any, sandbox: BenchSandbox, worker: Process
+) -> dict[str, Any]:
     """`subjects` open windows: the worker's RSS holding them, and its restart until it decides
     a new subject (its tables restored from their changelogs first)."""
     from processors.activation.rules import outcome_id
-    from usage_stream.bench.procstat import Usage
-    from usage_stream.stack import spawn, terminate, wait_ready
 
     print(f"opening {subjects:,} windows that stay undecided …", flush=True)
-    read_key = json.loads(env["USAGE_STREAM_READ_KEYS"])["bench"]
-    before = _stored(port, read_key)
+    read_key = sandbox.read_keys[TENANT]
+    before = _stored(worker.url, read_key)
     now = datetime.now(UTC)
     for i in range(subjects):
         e = _event("signed_up", f"open-{i}", now - timedelta(minutes=30), now)
-        producer.send("events", key=e.partition_key.encode(), value=e.to_kafka())
+        producer.send(sandbox.topic, key=e.partition_key.encode(), value=e.to_kafka())
     producer.flush()
     started = time.monotonic()
-    _wait_stored(port, read_key, before + subjects, timeout=3600)
+    _wait_stored(worker.url, read_key, before + subjects, timeout=3600)
     applied = time.monotonic() - started
-    usage = Usage("worker", worker.pid)
-    usage.sample()
+    usage = worker.usage.sample()
     print(f"restarting the worker with {subjects:,} open windows in its tables …", flush=True)
-    terminate(worker)
-    watcher = _Watcher(env["USAGE_STREAM_KAFKA_BOOTSTRAP"], "activations")
+    worker.stop(timeout=20)
+    watcher = _Watcher(sandbox.broker.bootstrap, "activations")
     watcher.start()
     restarted = time.monotonic()
-    worker = spawn("worker", env, home / "worker.log")
-    wait_ready(f"http://127.0.0.1:{port}", worker, home / "worker.log", timeout=3600)
+    worker = sandbox.worker(GROUP)  # the same data directory and log, on a new port
+    worker.wait_ready(timeout=3600)
     ready = time.monotonic() - restarted
     probe = f"probe-{uuid.uuid4().hex[:8]}"
     at = datetime.now(UTC)
     for name in ("signed_up", "report_created", "report_created", "report_created"):
         e = _event(name, probe, at, at)
-        producer.send("events", key=e.partition_key.encode(), value=e.to_kafka())
+        producer.send(sandbox.topic, key=e.partition_key.encode(), value=e.to_kafka())
         at += timedelta(seconds=1)
     producer.flush()
-    wanted = outcome_id("bench", "bench", f"acct-{probe}", probe)
+    wanted = outcome_id(TENANT, "bench", f"acct-{probe}", probe)
     while wanted not in watcher.seen:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the worker exited; see {home / 'worker.log'}")
+        if not worker.alive():
+            raise RuntimeError(f"the worker exited; see {worker.log_file}")
         time.sleep(0.2)
     watcher.stop.set()
-    return worker, {
+    return {
         "subjects": subjects,
         "seconds_to_apply": round(applied, 1),
         "worker_rss_bytes": usage.peak_rss,
@@ -232,45 +215,47 @@ def _undecided(
     }
 
 
-def _counted(port: int, read_key: str, account: str, since: datetime) -> bool:
+def _counted(url: str, read_key: str, account: str, since: datetime) -> bool:
     query = urllib.parse.urlencode({"from": since.isoformat(), "account": account,
                                     "to": (since + timedelta(hours=1)).isoformat()})  # fmt: skip
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/features/usage?{query}",
+        f"{url}/v1/features/usage?{query}",
         headers={"Authorization": f"Bearer {read_key}"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return bool(json.load(response))
 
 
-def _feature_freshness(producer: Any, port: int, read_key: str, samples: int = 30) -> list[float]:
+def _feature_freshness(
+    producer: Any, topic: str, url: str, read_key: str, samples: int = 30
+) -> list[float]:
     """From an event acknowledged by Kafka to its feature counter answering in the API."""
     out = []
     for i in range(samples):
         now = datetime.now(UTC)
         e = _event("export_csv", f"fresh-{i}", now, now)
-        producer.send("events", key=e.partition_key.encode(), value=e.to_kafka()).get(30)
+        producer.send(topic, key=e.partition_key.encode(), value=e.to_kafka()).get(30)
         sent = time.time()
-        while not _counted(port, read_key, f"acct-fresh-{i}", now - timedelta(minutes=1)):
+        while not _counted(url, read_key, f"acct-fresh-{i}", now - timedelta(minutes=1)):
             time.sleep(0.02)
         out.append(time.time() - sent)
     return out
 
 
-def _stored(port: int, read_key: str) -> int:
+def _stored(url: str, read_key: str) -> int:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/events/counts",
+        f"{url}/v1/events/counts",
         headers={"Authorization": f"Bearer {read_key}"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return sum(int(row["events"]) for row in json.load(response))
 
 
-def _wait_stored(port: int, read_key: str, events: int, timeout: float = 120) -> None:
+def _wait_stored(url: str, read_key: str, events: int, timeout: float = 120) -> None:
     """Until the worker has stored this many events (so the next measurement starts quiet)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _stored(port, read_key) >= events:
+        if _stored(url, read_key) >= events:
             return
         time.sleep(0.5)
     raise RuntimeError("the worker did not store the events in time")
@@ -329,6 +314,7 @@ def add_command(sub: Any) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
+    extra.require()
     options = Options(
         args.subjects, args.rate, args.partitions, args.batch_seconds, args.keep, args.undecided
     )

@@ -19,15 +19,12 @@ import contextlib
 import sys
 from pathlib import Path
 
-from ingest.heap import settle
-from processors.features.processor import FeatureUsageProcessor
-from processors.metering.processor import MeteringProcessor
 from processors.model import RawMessage, offset_marks
 from processors.storage.clickhouse import open_clickhouse
-from processors.storage.events import ClickHouseEventStore
-from processors.storage.staging import Staging
 from processors.worker.app import AppConfig, faust_app
-from processors.worker.batch import Processor, run_batch
+from processors.worker.batch import run_batch
+from processors.worker.pipeline import build_pipeline
+from runtime.heap import settle
 from schemas.config import load_config
 from usage_stream.bench import database
 from usage_stream.bench.copier import group_consumer
@@ -45,12 +42,7 @@ async def process(
     """`run_batch` on aiokafka batches into `where` (dsn, database) until SIGTERM or SIGINT."""
     clickhouse = open_clickhouse(*where, database.password())
     product = load_config(config)
-    staging = Staging(clickhouse)
-    store = ClickHouseEventStore(clickhouse, staging=staging)
-    processors: list[Processor] = [
-        MeteringProcessor(clickhouse, product),
-        FeatureUsageProcessor(clickhouse, product.features, staging),
-    ]
+    store, processors = build_pipeline(clickhouse, product)
     consumer, stop = group_consumer(bootstrap, topic, group)
     await consumer.start()
     try:
@@ -101,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=2000)
     p.add_argument("--batch-seconds", type=float, default=0.25)
     args = p.parse_args(argv)
-    settle()  # as the worker does (ingest.heap)
+    settle()  # as the worker does (runtime.heap)
     if args.mode == "faust":
         faust_alone(
             args.bootstrap, args.topic, args.group, args.datadir, args.batch_size,

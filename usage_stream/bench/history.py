@@ -18,7 +18,7 @@ import time
 from processors.storage.clickhouse import open_clickhouse
 from usage_stream.bench import database
 
-CHUNK = 5_000_000  # rows per INSERT … SELECT: one progress line each
+CHUNK = 5_000_000  # rows per INSERT … SELECT: one status line each
 INSERT = """
 INSERT INTO events (tenant, type, message_id, event, account, user_id, anonymous_id, timestamp,
                     received_at, kafka_partition, kafka_offset, properties, traits, context)

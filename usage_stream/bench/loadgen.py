@@ -19,6 +19,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
+from runtime.percentiles import percentiles
+from runtime.procstat import own_cpu_seconds
 from usage_stream.bench.events import EventSource
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -39,14 +41,6 @@ class LoadResult:
     @property
     def accepted_per_second(self) -> float:
         return self.events_accepted / self.seconds if self.seconds > 0 else 0.0
-
-
-def percentiles(values: list[float], points: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[float]:
-    """Nearest-rank percentiles of `values`; empty input gives zeros."""
-    if not values:
-        return [0.0 for _ in points]
-    ordered = sorted(values)
-    return [ordered[min(len(ordered) - 1, int(p * len(ordered)))] for p in points]
 
 
 class _Shared:
@@ -136,7 +130,6 @@ def generate(
     for thread in threads:
         thread.join()
     p50, p95, p99 = percentiles(shared.latencies)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     return LoadResult(
         requests=sum(shared.statuses.values()),
         events_sent=shared.sent,
@@ -145,8 +138,8 @@ def generate(
         started=started_wall,
         seconds=shared.last_answer - shared.t0,
         latency_ms={"p50": p50, "p95": p95, "p99": p99},
-        cpu_seconds=usage.ru_utime + usage.ru_stime,
-        peak_rss_bytes=usage.ru_maxrss * 1024,
+        cpu_seconds=own_cpu_seconds(),
+        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     )
 
 

@@ -1,13 +1,15 @@
-"""A consumer group's progress read from the broker: committed offsets against log ends."""
+"""How far a consumer group has got, summed over the bench's topic (runtime.offsets reads it)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from kafka import KafkaAdminClient, TopicPartition
+from kafka import KafkaAdminClient
 from kafka.admin import OffsetSpec
 from kafka.errors import KafkaError
+
+from runtime.offsets import committed_offsets, end_offsets, partitions_of
 
 
 @dataclass(frozen=True)
@@ -22,35 +24,26 @@ class OffsetSample:
 
 
 class GroupOffsets:
-    """The broker's view of how far a group has got, the same for the worker and the copier.
-
-    Reading the broker rather than asking the consumer measures every consumer alike and counts
-    only what is committed, which both commit only once ClickHouse holds it."""
+    """The broker's view of how far a group has got, the same for the worker and the copier:
+    both commit only once ClickHouse holds what they read."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-        self._topic = topic
-        described = self._admin.describe_topics([topic])
         self._last: dict[str, int] = {}
-        self._partitions = [
-            TopicPartition(topic, p["partition_index"]) for p in described[0]["partitions"]
-        ]
+        self._partitions = partitions_of(self._admin, [topic])
 
     def end(self) -> int:
-        found = self._admin.list_partition_offsets(
-            {tp: OffsetSpec.LATEST for tp in self._partitions}
-        )
-        return sum(int(o.offset) for o in found.values())
+        return sum(end_offsets(self._admin, self._partitions).values())
 
     def read(self, group: str) -> OffsetSample:
         """Where `group` stands; while its coordinator is not found yet (a new group, the
         offsets topic still being created) the last reading, or nothing committed."""
         end = self.end()
         try:
-            offsets = self._admin.list_group_offsets({group: self._partitions}).get(group, {})
+            offsets = committed_offsets(self._admin, group, self._partitions)
         except KafkaError:
             return OffsetSample(time.monotonic(), end, self._last.get(group, 0))
-        committed = sum(max(0, int(meta.offset)) for meta in offsets.values())
+        committed = sum(offsets.values())
         self._last[group] = committed
         return OffsetSample(time.monotonic(), end, committed)
 

@@ -1,4 +1,4 @@
-"""The benchmark's phases, each run against the private stack and returning plain numbers."""
+"""The benchmark's phases, each run in the private sandbox and returning plain numbers."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from runtime.procstat import cpu_seconds
 from usage_stream.bench.events import EventSource
 from usage_stream.bench.loadgen import LoadResult
 from usage_stream.bench.measure import CpuWindow, consumed_rate, lag_slope, per_second
 from usage_stream.bench.offsets import GroupOffsets, OffsetSample
-from usage_stream.bench.procstat import cpu_seconds
-from usage_stream.bench.sandbox import PRELOAD_TENANT, SERVER, BenchStack, Process
+from usage_stream.bench.sandbox import PRELOAD_TENANT, SERVER, BenchSandbox, Process
 
 Say = Callable[[str], None]
 SAMPLE_SECONDS = 0.25
@@ -39,10 +39,10 @@ class Phase:
 
 
 class Bench:
-    """The running stack plus what every phase needs: offsets, CPU readings, progress lines."""
+    """The running sandbox plus what every phase needs: offsets, CPU readings, status lines."""
 
-    def __init__(self, stack: BenchStack, say: Say, connections: int, batch: int) -> None:
-        self.stack = stack
+    def __init__(self, sandbox: BenchSandbox, say: Say, connections: int, batch: int) -> None:
+        self.sandbox = sandbox
         self.say = say
         self.connections = connections
         self.batch = batch
@@ -52,14 +52,16 @@ class Bench:
         self._loads = 0  # message ids are `<tenant>.<load>-<n>`: distinct across loads
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds so far of every running process of the stack, its broker and server."""
-        readings = {p.name: p.usage.sample().cpu for p in self.stack.processes if p.alive()}
-        for name, pid in (("broker", self.stack.broker.pid()), (SERVER, self.stack.server.pid())):
+        """CPU seconds so far of every running process of the sandbox, its broker and server."""
+        sandbox = self.sandbox
+        readings = {p.name: p.usage.sample().cpu for p in sandbox.processes if p.alive()}
+        for name, pid in (("broker", sandbox.broker.pid()), (SERVER, sandbox.server.pid())):
             if pid is not None:
                 readings[name] = cpu_seconds(pid)
         return readings
 
-    def progress(self, group: str) -> OffsetSample:
+    def offsets_of(self, group: str) -> OffsetSample:
+        """The topic's log end and what `group` has committed of it, now."""
         assert self.offsets is not None
         return self.offsets.read(group)
 
@@ -73,7 +75,7 @@ class Bench:
         for collector in self.collectors:
             argv += ["--url", f"{collector.url}/v1/batch"]
         argv += [
-            "--key", self.stack.write_keys[tenant], "--rate", str(rate),
+            "--key", self.sandbox.write_keys[tenant], "--rate", str(rate),
             "--duration", str(duration), "--batch", str(self.batch),
             "--connections", str(self.connections), "--run", run,
         ]  # fmt: skip
@@ -124,9 +126,9 @@ def sink_alone(bench: Bench, events: int) -> Phase:
     bench.say(f"the collector's Kafka sink alone: {events:,} events, {bench.connections} threads")
     argv = [
         sys.executable, "-m", "usage_stream.bench.sink",
-        "--bootstrap", bench.stack.broker.bootstrap, "--topic", SINK_TOPIC,
+        "--bootstrap", bench.sandbox.broker.bootstrap, "--topic", SINK_TOPIC,
         "--events", str(events), "--batch", str(bench.batch),
-        "--threads", str(bench.connections), "--compression", bench.stack.compression,
+        "--threads", str(bench.connections), "--compression", bench.sandbox.compression,
     ]  # fmt: skip
     done = subprocess.run(argv, capture_output=True, timeout=600, check=False)
     if done.returncode != 0:
@@ -150,17 +152,16 @@ def top_up(bench: Bench, events: int) -> int:
     missing = events - bench.offsets.end()
     if missing > 0:
         bench.say(f"loading {missing:,} more events straight into the topic")
+        sandbox = bench.sandbox
         producer = KafkaProducer(
-            bootstrap_servers=bench.stack.broker.bootstrap,
+            bootstrap_servers=sandbox.broker.bootstrap,
             acks="all",
             linger_ms=20,
             batch_size=256 * 1024,
-            compression_type=None if bench.stack.compression == "none" else bench.stack.compression,
+            compression_type=None if sandbox.compression == "none" else sandbox.compression,
         )
         for event in EventSource("p").enriched(PRELOAD_TENANT, missing):
-            producer.send(
-                bench.stack.topic, key=event.partition_key.encode(), value=event.to_kafka()
-            )
+            producer.send(sandbox.topic, key=event.partition_key.encode(), value=event.to_kafka())
         producer.flush()
         producer.close()
         bench.accepted[PRELOAD_TENANT] = bench.accepted.get(PRELOAD_TENANT, 0) + missing
@@ -192,21 +193,21 @@ def consume_together(
         for process in processes:
             process.check()
         waiting = [p for p in waiting if not p.ready()]
-        progress = bench.progress(group)
-        samples.append((progress, bench.cpu()))
+        reading = bench.offsets_of(group)
+        samples.append((reading, bench.cpu()))
         if together and all_ready is None and not waiting:
-            all_ready = progress.at
+            all_ready = reading.at
             deadline = min(latest, all_ready + cap)  # `cap` seconds of all of them
-            bench.say(f"  {name}: all ready, {progress.committed:,} committed by then")
-        if progress.committed >= total:
+            bench.say(f"  {name}: all ready, {reading.committed:,} committed by then")
+        if reading.committed >= total:
             break
-        if progress.committed and first_commit is None:
-            first_commit = progress.at
+        if reading.committed and first_commit is None:
+            first_commit = reading.at
             if not together:
                 deadline = min(deadline, first_commit + cap)
-        if progress.at - shown >= 5:
-            shown = progress.at
-            bench.say(f"  {name}: {progress.committed:,} of {total:,} committed")
+        if reading.at - shown >= 5:
+            shown = reading.at
+            bench.say(f"  {name}: {reading.committed:,} of {total:,} committed")
         time.sleep(SAMPLE_SECONDS)
     ready = [s for s in samples if all_ready is not None and s[0].at >= all_ready]
     rate, seconds, window, events = consumed_rate(ready, total)
@@ -236,11 +237,11 @@ def through_everything(
     samples: list[OffsetSample] = []
 
     def watch() -> None:
-        samples.append(bench.progress(group))
+        samples.append(bench.offsets_of(group))
 
-    start, before = bench.progress(group), bench.cpu()
+    start, before = bench.offsets_of(group), bench.cpu()
     result = bench.load(tenant, rate, duration, watch)
-    end, after = bench.progress(group), bench.cpu()
+    end, after = bench.offsets_of(group), bench.cpu()
     window = CpuWindow.between(before, after)
     half = [s for s in samples if s.at >= samples[0].at + (samples[-1].at - samples[0].at) / 2]
     slope = lag_slope(half) if samples else 0.0
@@ -278,15 +279,15 @@ def drain(bench: Bench, group: str, timeout: float) -> bool:
     """Wait until the group has committed every message; False if it did not within timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if bench.progress(group).lag == 0:
+        if bench.offsets_of(group).lag == 0:
             return True
         time.sleep(SAMPLE_SECONDS)
     return False
 
 
-def readback(stack: BenchStack, worker: str, tenants: Sequence[str]) -> dict[str, Any]:
+def readback(sandbox: BenchSandbox, worker: str, tenants: Sequence[str]) -> dict[str, Any]:
     """Freshness and exactness from a stopped worker's database (see bench.readback)."""
-    args, env = stack.readback_env(worker)
+    args, env = sandbox.readback_env(worker)
     argv = [sys.executable, "-m", "usage_stream.bench.readback", *args]
     for tenant in tenants:
         argv += ["--tenant", tenant]

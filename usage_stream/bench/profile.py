@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-
-def py_spy() -> str | None:
-    """py-spy beside this interpreter (the dev extras install it), else on PATH."""
-    beside = Path(sys.executable).parent / "py-spy"
-    return str(beside) if beside.exists() else shutil.which("py-spy")
+from usage_stream.bench.extra import INSTALL, py_spy
 
 
 class Profiler:
@@ -26,7 +20,7 @@ class Profiler:
     def __init__(self, pid: int, output: Path, seconds: float, rate: int = 50) -> None:
         binary = py_spy()
         if binary is None:
-            raise RuntimeError("py-spy is not installed: pip install -e '.[dev]'")
+            raise RuntimeError(f"py-spy is not installed: {INSTALL}")
         self.output = output
         argv = [binary, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds)))]
         argv += ["--rate", str(rate), "--format", "raw", "--nonblocking", "--output", str(output)]

@@ -1,4 +1,4 @@
-"""`usage-stream bench`: start a private stack, run every phase, report against the targets."""
+"""`usage-stream bench`: start a private sandbox, run every phase, report against the targets."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.topics import ensure_topics
+from runtime.procstat import Usage, machine_load
+from runtime.topics import ensure_topics
 from schemas.config import EXAMPLE_CONFIG
 from usage_stream.bench import phases
 from usage_stream.bench.offsets import GroupOffsets
 from usage_stream.bench.phases import Bench, Phase
-from usage_stream.bench.procstat import Usage, machine_load
 from usage_stream.bench.profile import Profiler
 from usage_stream.bench.report import table, targets
-from usage_stream.bench.sandbox import SERVER, TENANTS, BenchStack
+from usage_stream.bench.sandbox import SERVER, TENANTS, BenchSandbox
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,11 @@ def _phase(phase: Phase) -> dict[str, Any]:
 
 
 def run_bench(options: BenchOptions) -> dict[str, Any]:
-    """Run every phase on a fresh private stack; write the JSON report, print the table."""
+    """Run every phase on a fresh private sandbox; write the JSON report, print the table."""
     started = time.monotonic()
     say = _say(started)
     home = Path(tempfile.mkdtemp(prefix="usage-stream-bench-"))
-    stack = BenchStack(
+    sandbox = BenchSandbox(
         home,
         options.partitions,
         options.sink_batch_size,
@@ -66,25 +66,25 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         options.config.resolve(),
         options.compression,
     )
-    bench = Bench(stack, say, options.connections, options.batch)
+    bench = Bench(sandbox, say, options.connections, options.batch)
     load_before = machine_load()
     results: dict[str, Any] = {}
     profiles: dict[str, Any] = {}
     services: list[Usage] = []  # the broker's and the server's: started apart from the others
     try:
-        say(f"starting a private Kafka broker on {stack.broker.bootstrap} (files in {home})")
-        stack.broker.start()
-        services.append(Usage("broker", stack.broker.pid() or 0))
-        say(f"starting a private ClickHouse server on {stack.server.url}")
-        stack.server.start()
-        services.append(Usage(SERVER, stack.server.pid() or 0))
+        say(f"starting a private Kafka broker on {sandbox.broker.bootstrap} (files in {home})")
+        sandbox.broker.start()
+        services.append(Usage("broker", sandbox.broker.pid() or 0))
+        say(f"starting a private ClickHouse server on {sandbox.server.url}")
+        sandbox.server.start()
+        services.append(Usage(SERVER, sandbox.server.pid() or 0))
         ensure_topics(
-            stack.broker.bootstrap,
-            [stack.topic, "events.invalid", phases.SINK_TOPIC],
+            sandbox.broker.bootstrap,
+            [sandbox.topic, "events.invalid", phases.SINK_TOPIC],
             options.partitions,
         )
-        bench.offsets = GroupOffsets(stack.broker.bootstrap, stack.topic)
-        bench.collectors = [stack.collector(i) for i in range(options.collectors)]
+        bench.offsets = GroupOffsets(sandbox.broker.bootstrap, sandbox.topic)
+        bench.collectors = [sandbox.collector(i) for i in range(options.collectors)]
         for collector in bench.collectors:
             collector.wait_ready()
 
@@ -106,33 +106,33 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         for embedded, key, what in copiers:
             say(f"baseline copier: reading the {total:,} events {what}, no processing")
             group = f"bench-{key.replace('_', '-')}"
-            copier = stack.copier(group, *batches, embedded=embedded)
+            copier = sandbox.copier(group, *batches, embedded=embedded)
             results[key] = phases.consume_all(bench, copier, group, total, cap)
             copier.stop()
         for mode, what in (("process", "our processing without faust"), ("faust", "faust alone")):
             say(f"{what}: reading the same events (at most {cap:.0f}s)")
-            consumer = stack.breakdown(mode, f"bench-{mode}", *batches)
+            consumer = sandbox.breakdown(mode, f"bench-{mode}", *batches)
             results[f"breakdown_{mode}"] = phases.consume_all(
                 bench, consumer, f"bench-{mode}", total, cap
             )
             consumer.stop()
         say(f"worker alone over HTTP: the same events through every processor (at most {cap:.0f}s)")
-        worker = stack.worker("bench-worker")
+        worker = sandbox.worker("bench-worker")
         profiler = _profiler(options, worker.popen.pid, "worker", cap)
         results["worker"] = phases.consume_all(bench, worker, "bench-worker", total, cap)
         if profiler is not None:
             profiles["worker"] = profiler.finish()
         worker.stop(timeout=5)  # what it holds unwritten is not measured: no need to wait
         say(f"worker alone with chDB inside it: the same events (at most {cap:.0f}s)")
-        worker = stack.worker("bench-worker-embedded", "worker-embedded", embedded=True)
+        worker = sandbox.worker("bench-worker-embedded", "worker-embedded", embedded=True)
         results["worker_embedded"] = phases.consume_all(
             bench, worker, "bench-worker-embedded", total, cap
         )
         worker.stop(timeout=5)
-        results["two_workers"] = _two_workers(bench, stack, total, cap)
+        results["two_workers"] = _two_workers(bench, sandbox, total, cap)
         if options.history:
             results["worker_history"] = _worker_with_history(
-                bench, stack, options, total, cap, profiles
+                bench, sandbox, options, total, cap, profiles
             )
 
         # 3. End to end, with a worker whose group starts at the log end (what is left of the
@@ -140,7 +140,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         # then flat out last, as its backlog needs no draining before another phase.
         group = "bench-e2e"
         bench.offsets.start_at_end(group)
-        worker = stack.worker(group, "worker-e2e")
+        worker = sandbox.worker(group, "worker-e2e")
         worker.wait_ready()
         sustained, drained = _find_sustained(bench, group, _sustainable(results), options.duration)
         results["end_to_end"] = sustained
@@ -154,22 +154,22 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
             bench, "end-to-end flat out", "bench_max", 0, options.duration / 2, group
         )
         phases.drain(bench, group, timeout=10)  # its backlog is not measured: a short wait
-        for process in stack.processes:
+        for process in sandbox.processes:
             process.usage.sample()
         for service in services:
             service.sample()
         say("stopping the worker to read its ClickHouse: freshness and exactness")
         worker.stop(timeout=10)
-        found = phases.readback(stack, "worker-e2e", TENANTS[1:])
+        found = phases.readback(sandbox, "worker-e2e", TENANTS[1:])
         say("done; stopping everything")
     finally:
         if bench.offsets is not None:
             bench.offsets.close()
-        stack.stop_all()
+        sandbox.stop_all()
         if not options.keep:
             shutil.rmtree(home, ignore_errors=True)
 
-    report = _report(options, results, found, bench, stack, services, profiles, load_before)
+    report = _report(options, results, found, bench, sandbox, services, profiles, load_before)
     report["freshness"]["drained"] = drained
     options.output.write_text(json.dumps(report, indent=2, default=str))
     print(table(report))
@@ -177,12 +177,12 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     return report
 
 
-def _two_workers(bench: Bench, stack: BenchStack, total: int, cap: float) -> Phase:
+def _two_workers(bench: Bench, sandbox: BenchSandbox, total: int, cap: float) -> Phase:
     """Two `usage-stream worker` processes in one consumer group, writing to one database on
     the server, reading the same pre-loaded topic: the partitions split between them."""
     group, names = "bench-two-workers", ("worker-two-1", "worker-two-2")
     bench.say(f"two workers, one group, one database: the same events (at most {cap:.0f}s)")
-    workers = [stack.worker(group, name, database="bench_two_workers") for name in names]
+    workers = [sandbox.worker(group, name, database="bench_two_workers") for name in names]
     try:
         return phases.consume_together(bench, workers, "two workers", group, total, cap)
     finally:
@@ -192,7 +192,7 @@ def _two_workers(bench: Bench, stack: BenchStack, total: int, cap: float) -> Pha
 
 def _worker_with_history(
     bench: Bench,
-    stack: BenchStack,
+    sandbox: BenchSandbox,
     options: BenchOptions,
     total: int,
     cap: float,
@@ -204,12 +204,12 @@ def _worker_with_history(
     name = "worker-history"
     bench.say(f"history: storing {options.history:,} events in the database of a second worker")
     started = time.monotonic()
-    preload = stack.history(name, options.history)
+    preload = sandbox.history(name, options.history)
     if preload.wait() != 0:
-        raise RuntimeError(f"the history preload failed; see its log in {stack.home / 'logs'}")
+        raise RuntimeError(f"the history preload failed; see its log in {sandbox.home / 'logs'}")
     seconds = time.monotonic() - started
     bench.say(f"worker alone with {options.history:,} stored events (at most {cap:.0f}s)")
-    worker = stack.worker("bench-worker-history", name)
+    worker = sandbox.worker("bench-worker-history", name)
     profiler = _profiler(options, worker.popen.pid, name, cap)
     phase = phases.consume_all(bench, worker, "bench-worker-history", total, cap)
     if profiler is not None:
@@ -277,14 +277,14 @@ def _report(
     results: dict[str, Phase],
     found: dict[str, Any],
     bench: Bench,
-    stack: BenchStack,
+    sandbox: BenchSandbox,
     services: list[Usage],
     profiles: dict[str, Any],
     load_before: tuple[float, float, float],
 ) -> dict[str, Any]:
     fresh = found.get("bench_fresh", {})
     exactness = _exactness(found, bench.accepted)
-    usages = [p.usage for p in stack.processes] + services
+    usages = [p.usage for p in sandbox.processes] + services
     processes = {
         u.name: {"peak_rss_bytes": u.peak_rss, "cpu_seconds": round(u.cpu, 2)} for u in usages
     }

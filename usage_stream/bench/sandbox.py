@@ -18,12 +18,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.procstat import Usage
 from schemas.config import EXAMPLE_CONFIG
 from usage_stream.bench.database import PASSWORD_VARIABLE
-from usage_stream.bench.procstat import Usage
 from usage_stream.broker import LocalBroker
 from usage_stream.clickhouse_server import LocalClickHouse
-from usage_stream.stack import free_port, terminate, wait_ready
+from usage_stream.up import free_port, terminate, wait_ready
 
 # One tenant per kind of load, so each phase's events are told apart in ClickHouse: the
 # pre-loaded topic, the sustained end-to-end run, freshness at half load, and flat out.
@@ -81,7 +81,7 @@ class Process:
         terminate(self.popen, timeout)
 
 
-class BenchStack:
+class BenchSandbox:
     """A broker, a ClickHouse server, topics, keys and the commands to start the worker,
     collectors and copier."""
 
@@ -236,7 +236,7 @@ class BenchStack:
         return args, self.clickhouse_env(self.server.dsn, database)
 
     def stop_all(self) -> None:
-        """Every process this stack started, newest first, then its server and its broker
+        """Every process this sandbox started, newest first, then its server and its broker
         (each stopped even when stopping one before it failed)."""
         try:
             for process in reversed(self.processes):

@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ingest.heap import settle
 from ingest.sink import KafkaEventSink
+from runtime.heap import settle
+from runtime.procstat import own_cpu_seconds
 from usage_stream.bench.events import EventSource
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def measure(
@@ -35,10 +30,10 @@ def measure(
     sink.publish_blocking(made[:batch])  # connected, metadata fetched: not measured
     batches = [made[i : i + batch] for i in range(batch, len(made), batch)]
     settle()
-    cpu, started = _cpu_seconds(), time.perf_counter()
+    cpu, started = own_cpu_seconds(), time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(sink.publish_blocking, batches))
-    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    seconds, cpu = time.perf_counter() - started, own_cpu_seconds() - cpu
     sink.close()
     sent = sum(len(b) for b in batches)
     return {"events": sent, "seconds": seconds, "cpu_seconds": cpu}

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from ingest.limits import Limits
 from ingest.validation import admit
 from schemas import EnrichedEvent
+from usage_stream.bench import extra
 from usage_stream.bench.events import EventSource
-from usage_stream.bench.loadgen import percentiles
 from usage_stream.bench.measure import consumed_rate, lag_slope, per_second
 from usage_stream.bench.offsets import OffsetSample
 from usage_stream.bench.phases import Phase
 from usage_stream.bench.profile import summarise
 from usage_stream.bench.run import _scale, _transport
 from usage_stream.bench.sandbox import SERVER
+from usage_stream.cli import main
 
 
 def test_consumed_rate_is_measured_from_the_first_commit_to_ninety_percent() -> None:
@@ -38,11 +42,6 @@ def test_lag_slope() -> None:
     assert round(lag_slope(growing)) == 100
     flat = [OffsetSample(float(t), 1000 + 100 * t, 1000 + 100 * t - 50) for t in range(10)]
     assert round(lag_slope(flat)) == 0
-
-
-def test_percentiles() -> None:
-    assert percentiles([float(v) for v in range(1, 101)]) == [51.0, 96.0, 100.0]
-    assert percentiles([]) == [0.0, 0.0, 0.0]
 
 
 def test_generated_batches_follow_the_event_contract() -> None:
@@ -108,3 +107,12 @@ def test_two_workers_are_compared_with_one() -> None:
     assert scale["two_workers_vs_one"] == 1.6
     assert scale["process_us"] == 24.0 and scale["server_us"] == 0.0
     assert scale["after_all_ready"] is True
+
+
+def test_without_the_bench_extra_the_bench_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(extra, "py_spy", lambda: None)
+    for command in (["bench"], ["bench-activation"]):
+        with pytest.raises(SystemExit, match=re.escape("pip install 'usage-stream[bench]'")):
+            main(command)

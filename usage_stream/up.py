@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from usage_stream_sdk.retry import Backoff
 
-from ingest.topics import ensure_topics
+from runtime.topics import ensure_topics
 from schemas.config import EXAMPLE_CONFIG
 from schemas.settings import Settings
 from usage_stream import demo

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 DOCS_URL = "/docs"
 # fastapi-offline ships Swagger UI's dist files and FastAPI's favicon in its static/
-# (tests/unit/ingest/test_api_docs.py checks that each one the page names is served)
+# (tests/unit/runtime/test_api_docs.py checks that each one the page names is served)
 ASSETS_URL = "/docs/assets"
 _ASSETS = ("fastapi_offline", "static")
 

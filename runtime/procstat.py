@@ -1,20 +1,41 @@
-"""CPU time and peak memory of running processes, read from /proc (Linux only)."""
+"""CPU time and memory of running processes, read from /proc (Linux only)."""
 
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One reading of /proc/<pid>/stat."""
+
+    cpu_seconds: float  # user + system, all its threads (chDB's and the JVM's included)
+    rss_bytes: int  # resident set now
+
+
+def stat(pid: int) -> Stat:
+    """The process's CPU so far and its resident set; raises OSError once it has gone."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    # The command name may hold spaces and parentheses: the fields start after the last ')'.
+    fields = text[text.rindex(")") + 2 :].split()
+    return Stat((int(fields[11]) + int(fields[12])) / _TICKS, int(fields[21]) * _PAGE)
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of the process, all its threads (chDB's and the JVM's included)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    # The command name may hold spaces and parentheses: the fields start after the last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    """User + system CPU of the process, all its threads."""
+    return stat(pid).cpu_seconds
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_bytes(pid: int) -> int:
@@ -45,6 +66,6 @@ class Usage:
 
 
 def machine_load() -> tuple[float, float, float]:
-    """The 1, 5 and 15 minute load averages: how busy the machine was around the run."""
+    """The 1, 5 and 15 minute load averages: how busy the machine was around a run."""
     one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
     return float(one), float(five), float(fifteen)

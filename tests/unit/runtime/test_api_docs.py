@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from ingest.api_docs import serve_docs
+from runtime.api_docs import serve_docs
 from tests.apps import BARE_APPS
 
 # the attributes that name a URL; the page's script names the OpenAPI document

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from usage_stream_sdk.retry import Backoff
 
-from usage_stream import stack
+from usage_stream import up
 
 QUICK = Backoff(base=0.001, cap=0.01)
 
@@ -31,11 +31,11 @@ def test_a_child_that_exits_is_started_again_and_kept(
         spawned.append(process("import time; time.sleep(60)"))  # the new one stays up
         return spawned[-1]
 
-    monkeypatch.setattr(stack, "spawn", spawn)
+    monkeypatch.setattr(up, "spawn", spawn)
     children = {"worker": process("raise SystemExit(3)")}
     returned: list[int] = []
     supervising = threading.Thread(
-        target=lambda: returned.append(stack.supervise(children, {}, tmp_path, QUICK, 0.01)),
+        target=lambda: returned.append(up.supervise(children, {}, tmp_path, QUICK, 0.01)),
         daemon=True,
     )
     supervising.start()
@@ -46,7 +46,7 @@ def test_a_child_that_exits_is_started_again_and_kept(
     assert len(spawned) == 1 and children["worker"] is spawned[0]
     assert spawned[0].poll() is None and returned == []
     assert "the worker exited with code 3" in capsys.readouterr().out
-    monkeypatch.setattr(stack, "RESTART_LIMIT", 1)
+    monkeypatch.setattr(up, "RESTART_LIMIT", 1)
     spawned[0].kill()  # and once more: past the limit, supervision ends
     supervising.join(10)
     assert returned == [1]
@@ -61,11 +61,11 @@ def test_a_child_that_keeps_dying_stops_everything(
         started.append(name)
         return process("raise SystemExit(7)")
 
-    monkeypatch.setattr(stack, "spawn", spawn)
+    monkeypatch.setattr(up, "spawn", spawn)
     children = {"worker": process("raise SystemExit(7)")}
-    assert stack.supervise(children, {}, tmp_path, QUICK, poll_seconds=0.01) == 1
-    assert started == ["worker"] * stack.RESTART_LIMIT
-    assert f"exited {stack.RESTART_LIMIT + 1} times" in capsys.readouterr().out
+    assert up.supervise(children, {}, tmp_path, QUICK, poll_seconds=0.01) == 1
+    assert started == ["worker"] * up.RESTART_LIMIT
+    assert f"exited {up.RESTART_LIMIT + 1} times" in capsys.readouterr().out
 
 
 def test_a_second_interrupt_while_stopping_leaves_no_child_running(
@@ -79,8 +79,8 @@ def test_a_second_interrupt_while_stopping_leaves_no_child_running(
         stopping.append(child)
         raise KeyboardInterrupt  # Ctrl-C again while the first child is being waited for
 
-    monkeypatch.setattr(stack, "terminate", interrupted)
-    stack._terminate_all(children)
+    monkeypatch.setattr(up, "terminate", interrupted)
+    up._terminate_all(children)
     assert stopping == [children["collector"]]  # newest first, then hurried
     assert [c.poll() for c in children.values()] == [-9, -9]
 
@@ -90,7 +90,7 @@ def test_sigint_stops_up_even_when_started_with_sigint_ignored() -> None:
     once kept running through it. The child inherits SIG_IGN, as such a job would."""
     code = (
         "import time\n"
-        "from usage_stream.stack import stop_on_signals\n"
+        "from usage_stream.up import stop_on_signals\n"
         "stop_on_signals()\n"
         "try:\n"  # the signal may come while 'ready' is still being written
         "    print('ready', flush=True)\n"
