@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every check: the SDK on its own, lint, types, unit tests and integration tests against a real
-# Kafka broker and chDB.
+# Kafka broker and the local ClickHouse server (chDB).
 # The tests start one broker for the session and stop it when they end, whatever the outcome.
 # Arguments go to pytest (e.g. -k collector, -m "not integration").
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: a local ClickHouse server and Kafka broker, a worker and
+# The main job on the local default: a local ClickHouse server and Kafka broker, a worker and
 # the collector, then the demo.
 # Arguments go to `usage-stream up` (e.g. --no-demo, --exit-after-demo). Ctrl-C stops it all.
 set -euo pipefail

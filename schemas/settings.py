@@ -24,13 +24,15 @@ class NoClickHouse(RuntimeError):
 
 
 class Settings(BaseSettings):
-    """Defaults run everything on this machine: Kafka on 127.0.0.1:9092, chDB under data_dir."""
+    """Defaults run everything on this machine: Kafka on 127.0.0.1:9092, the local ClickHouse
+    server (chDB) under data_dir."""
 
     model_config = SettingsConfigDict(env_prefix="USAGE_STREAM_", frozen=True, extra="forbid")
 
     data_dir: Path = Field(
         default=Path(".usage-stream"),
-        description="Local state: embedded ClickHouse, the local Kafka broker, logs, pid files.",
+        description="Local state: the local ClickHouse server, the local Kafka broker, logs,"
+        " pid files.",
     )
 
     config_file: Path | None = Field(
@@ -74,9 +76,8 @@ class Settings(BaseSettings):
     clickhouse_url: str = Field(
         default="",
         description="http(s)://user@host:port of a ClickHouse server (with"
-        " clickhouse_password), or chdb:///path for the engine inside the process (one process"
-        " per directory). Empty means the local server `usage-stream clickhouse start` runs in"
-        " <data_dir>/clickhouse-server, with the password it keeps there.",
+        " clickhouse_password). Empty means the local server `usage-stream clickhouse start`"
+        " runs in <data_dir>/clickhouse-server, with the password it keeps there.",
     )
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = Field(default="usage_stream", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -36,13 +36,8 @@ def _open(settings: Settings) -> ClickHouse:
             settings.clickhouse_database,
             settings.clickhouse_secret(),
         )
-    except Exception as exc:
-        if settings.clickhouse_dsn.startswith("chdb://"):
-            raise SystemExit(
-                f"cannot open the embedded ClickHouse at {settings.clickhouse_dsn}: {exc}\n"
-                "chDB allows one process per data directory: stop the worker first."
-            ) from None
-        raise
+    except ValueError as exc:  # a URL it refuses (chdb://, or not http(s)://): said plainly
+        raise SystemExit(str(exc)) from None
 
 
 def _config(settings: Settings, meters: list[str] | None) -> ProductConfig:

@@ -354,7 +354,7 @@ def parser() -> argparse.ArgumentParser:
         "backfill",
         help="recompute meters from the raw events for a time range (new or changed meters)",
         description="Replaces the meters' per-minute quantities in [--from, --to) with a"
-        " recomputation from the raw events. With the embedded engine, stop the worker first.",
+        " recomputation from the raw events.",
     )
     add_range_arguments(backfill)
     backfill.set_defaults(func=cmd_backfill)
@@ -417,8 +417,8 @@ def _add_bench(sub: Any) -> None:
         description="Starts its own Kafka broker and local ClickHouse server (free ports, a"
         " temporary directory), collector and workers, and measures: the collector alone"
         " (batches of --batch events), a baseline Kafka → ClickHouse copier and the worker on"
-        " the same pre-loaded topic (over HTTP, and with chDB inside the process), two workers"
-        " in one group, end-to-end"
+        " the same pre-loaded topic (both over HTTP to the server), two workers in one group,"
+        " end-to-end"
         " throughput from HTTP to ClickHouse flat out and sustained with the consumer lag flat,"
         " and freshness (receivedAt → stored in ClickHouse) at half the sustained rate. Prints a"
         " table, writes the JSON report, stops everything it started. Exits 1 if any event was"

@@ -1,7 +1,6 @@
 """The worker's HTTP side: liveness, readiness and the tenant-scoped read API over ClickHouse.
 
-With the embedded chDB engine only the process that owns the data directory can read it, so the
-worker, which writes, also answers reads.
+The worker, which writes, also answers reads, on the same ClickHouse client.
 """
 
 import asyncio

@@ -1,4 +1,4 @@
-"""Connecting to ClickHouse (embedded chDB or a server) and applying the schema migrations."""
+"""Connecting to a ClickHouse server over HTTP and applying the schema migrations."""
 
 from __future__ import annotations
 
@@ -32,14 +32,23 @@ ENGINE = MergeTree ORDER BY version
 """
 
 
+# chdb:// once opened the chDB engine inside the process; measured no cheaper in total CPU than
+# a server over HTTP (docs/performance.md), it was removed.
+_NO_CHDB = (
+    "chdb:// (the chDB engine inside the process) is no longer supported: every process is a"
+    " client of a ClickHouse server over HTTP. Run `usage-stream clickhouse start` for a local"
+    " server (`usage-stream up` starts one too), or point USAGE_STREAM_CLICKHOUSE_URL at a"
+    " server: http(s)://user@host:port."
+)
+
+
 def connect(dsn: str, database: str, password: str = "") -> Client:
-    """A client on `database`, created if missing. chDB: one process per data directory."""
+    """A client on `database` of the server at `dsn` (http:// or https://), created if missing."""
     scheme = urlsplit(dsn).scheme
-    if scheme not in ("chdb", "http", "https"):
-        raise ValueError(
-            f"ClickHouse URL must start with chdb://, http:// or https://, not {dsn!r}"
-        )
-    password = password if scheme != "chdb" else ""
+    if scheme == "chdb":
+        raise ValueError(_NO_CHDB)
+    if scheme not in ("http", "https"):
+        raise ValueError(f"ClickHouse URL must start with http:// or https://, not {dsn!r}")
     bootstrap = clickhouse_connect.get_client(dsn=dsn, password=password)
     bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {database}")
     return clickhouse_connect.get_client(dsn=dsn, database=database, password=password)
@@ -66,8 +75,8 @@ def migrate(client: Client, migrations: list[Migration] | None = None) -> list[i
 class ClickHouse:
     """One client shared by a process's writers and readers, one statement at a time.
 
-    chDB runs the engine inside the process and allows one process per data directory, so the
-    worker's sinks and its read API share this client; the lock keeps their calls apart.
+    The worker's sinks and its read API share this client, whose HTTP session runs one query at
+    a time; the lock keeps their calls apart.
     """
 
     def __init__(self, client: Client) -> None:
@@ -115,7 +124,8 @@ class ClickHouse:
 
     def insert_select(self, table: str, sql: str, parameters: dict[str, Any], rows: int) -> None:
         """`INSERT INTO table … SELECT …`: rows ClickHouse builds itself from rows it holds.
-        `rows`, for the metrics: how many rows the select reads (chDB reports no count back)."""
+        `rows`, for the metrics: how many rows the select reads (the local server on chDB
+        reports no count back)."""
         with self._writing(table, rows):
             self.client.command(f"INSERT INTO {table} {sql}", parameters=parameters)
 

@@ -86,7 +86,7 @@ class Completeness:
 
 def run_worker(settings: Settings) -> None:
     """Faust consumes on the main thread; the read API answers from a thread beside it, on the
-    same ClickHouse client (with chDB in the process, only it may open the data directory)."""
+    same ClickHouse client."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust keeps its tables there
     clickhouse = open_clickhouse(
         settings.clickhouse_dsn,

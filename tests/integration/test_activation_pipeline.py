@@ -337,8 +337,8 @@ def test_state_moves_with_its_partitions_when_workers_join_and_leave(
     expected = reference(events)
     half = len(events) // 2
     first = worker_with_rules(corner).start()
-    # a second worker of the same group, with its own embedded ClickHouse (chDB allows one
-    # process per directory); the topic is where both publish
+    # a second worker of the same group, with a data directory of its own (faust's tables) and
+    # the same ClickHouse server; the topic is where both publish
     second = corner.service("worker", USAGE_STREAM_DATA_DIR=str(corner.home / "second"),
                            USAGE_STREAM_CONFIG_FILE=str(corner.home / "rules.toml"))  # fmt: skip
     try:

@@ -1,7 +1,6 @@
 """How complete the numbers are, through Kafka and the real worker (processors.worker_progress):
 `complete_through` follows an idle stream, stays before events waiting for a stopped worker,
-and passes them once they are written. Read from the worker's /metrics: with chDB only the
-worker may open its data directory."""
+and passes them once they are written. Read from the worker's /metrics."""
 
 from __future__ import annotations
 

@@ -178,7 +178,7 @@ def test_a_worker_killed_mid_stream_leaves_quantities_equal_to_the_raw_events(
     wait_until(lambda: quantity(worker, corner.read_key, "api_calls", start, to) == expected, 90)
     total = sum(Decimal(str(e["properties"]["duration_ms"])) for e in events)
     wait_until(lambda: quantity(worker, corner.read_key, "api_compute_ms", start, to) == total)
-    worker.stop()  # chDB: one process per data directory, so reconcile runs once it is gone
+    worker.stop()  # reconcile then reads every row the worker wrote
     assert_reconciled(corner, start, to)
 
 

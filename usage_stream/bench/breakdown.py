@@ -2,9 +2,9 @@
 with nothing to do. Beside the baseline copier they show where the worker's time goes.
 
 - `process`: aiokafka batches (like the copier) through `run_batch`: decode, dedup, the raw
-  event store, metering and feature usage, into a database of its own (on the server the worker
-  writes to, or chDB inside the process). Activation is left out: it keeps its state in faust
-  tables and cannot run without faust.
+  event store, metering and feature usage, into a database of its own on the server the worker
+  writes to. Activation is left out: it keeps its state in faust tables and cannot run without
+  faust.
 - `faust`: the worker's faust app, reading `events` a fetch at a time like the worker, whose batch
   handler only commits the batch's offsets: faust's own cost per event.
 

@@ -4,8 +4,7 @@ It reads the same topic with aiokafka (the client faust itself runs on), inserts
 raw messages into one table through clickhouse-connect with the same batch limits as the
 worker, and commits offsets only after the insert, as the worker does. What the worker does
 beyond this is the price of faust and of our processing; the benchmark reports the ratio, with
-both over HTTP to the same server (same transport) and both with chDB inside the process.
-Run as its own process, on a database or a chDB directory of its own:
+both over HTTP to the same server. Run as its own process, on a database of its own:
 `python -m usage_stream.bench.copier ...`.
 """
 

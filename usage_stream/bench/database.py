@@ -14,8 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser, database: str) -> None:
     parser.add_argument(
         "--dsn",
         required=True,
-        help=f"http://user@host:port of a ClickHouse server (password in ${PASSWORD_VARIABLE})"
-        " or chdb:///path, a directory of its own",
+        help=f"http(s)://user@host:port of a ClickHouse server (password in ${PASSWORD_VARIABLE})",
     )
     parser.add_argument("--database", default=database, help=f"a database of its own ({database})")
 

@@ -4,9 +4,9 @@ Generated inside ClickHouse (INSERT … SELECT FROM numbers), so 20 million take
 not the hours sending them would: event times spread over the dedup horizon before now, three
 tenants, 5,000 accounts each, random ids, every partition of the topic. The worker then starts
 on that table and its rate is compared with its rate on empty tables, in the same bench run.
-Run as its own process before the worker starts (with chDB inside, only one process at a time
-may open the directory): `python -m usage_stream.bench.history --dsn … --database … --events N
---partitions P`; the bench stores it on its server, in the database the worker then writes to.
+Run as its own process before the worker starts: `python -m usage_stream.bench.history --dsn …
+--database … --events N --partitions P`; the bench stores it on its server, in the database the
+worker then writes to.
 """
 
 from __future__ import annotations

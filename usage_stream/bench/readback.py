@@ -1,8 +1,7 @@
 """Reading the worker's ClickHouse after the run: freshness, and that each event was stored once.
 
-It runs as its own process once the worker has stopped (with chDB inside the process, only the
-process that owns a data directory may open it): `python -m usage_stream.bench.readback ...`,
-on the worker's database. Freshness is
+It runs as its own process once the worker has stopped (all it held is then written):
+`python -m usage_stream.bench.readback ...`, on the worker's database. Freshness is
 `stored_at - received_at` of every event of the tenant: from the collector's receive time to
 the insert that made the event queryable (stored_at is the insert's now64(3)).
 """

@@ -97,18 +97,13 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         total = phases.top_up(bench, options.events)
 
         # 2. Consumers of the same pre-loaded topic, one at a time, each in its own group and
-        # its own database: over HTTP to the server (the production path), and the copier and
-        # the worker again with chDB inside their process.
+        # its own database on the server, over HTTP (the production path).
         cap = max(10.0, 1.5 * options.duration)
         batches = (options.sink_batch_size, options.sink_batch_seconds)
-        copiers = ((False, "baseline", "over HTTP to the server"),
-                   (True, "baseline_embedded", "into chDB inside it"))  # fmt: skip
-        for embedded, key, what in copiers:
-            say(f"baseline copier: reading the {total:,} events {what}, no processing")
-            group = f"bench-{key.replace('_', '-')}"
-            copier = sandbox.copier(group, *batches, embedded=embedded)
-            results[key] = phases.consume_all(bench, copier, group, total, cap)
-            copier.stop()
+        say(f"baseline copier: reading the {total:,} events over HTTP to the server, no processing")
+        copier = sandbox.copier("bench-baseline", *batches)
+        results["baseline"] = phases.consume_all(bench, copier, "bench-baseline", total, cap)
+        copier.stop()
         for mode, what in (("process", "our processing without faust"), ("faust", "faust alone")):
             say(f"{what}: reading the same events (at most {cap:.0f}s)")
             consumer = sandbox.breakdown(mode, f"bench-{mode}", *batches)
@@ -123,12 +118,6 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         if profiler is not None:
             profiles["worker"] = profiler.finish()
         worker.stop(timeout=5)  # what it holds unwritten is not measured: no need to wait
-        say(f"worker alone with chDB inside it: the same events (at most {cap:.0f}s)")
-        worker = sandbox.worker("bench-worker-embedded", "worker-embedded", embedded=True)
-        results["worker_embedded"] = phases.consume_all(
-            bench, worker, "bench-worker-embedded", total, cap
-        )
-        worker.stop(timeout=5)
         results["two_workers"] = _two_workers(bench, sandbox, total, cap)
         if options.history:
             results["worker_history"] = _worker_with_history(
@@ -357,17 +346,17 @@ def _micros(phase: Phase | None) -> float | None:
 
 def _server_us(phase: Phase | None) -> float | None:
     """The ClickHouse server's CPU per event over the phase's measured stretch: the inserts
-    and queries it ran for the consumer (over HTTP), or its background (chDB inside)."""
+    and queries it ran for the consumer."""
     if phase is None or not phase.events:
         return None
     return round(1e6 * phase.cpu.get(SERVER, 0.0) / phase.events, 1)
 
 
-def _costs(phase: Phase | None, over_http: bool) -> dict[str, Any]:
+def _costs(phase: Phase | None) -> dict[str, Any]:
     """A consumer's rate and CPU per event: its process, the server, and the sum of what was
-    spent for it (the server's counts over HTTP only; with chDB inside it is background)."""
+    spent for it."""
     process, server = _micros(phase), _server_us(phase)
-    total = None if process is None else round(process + ((server or 0.0) if over_http else 0.0), 1)
+    total = None if process is None else round(process + (server or 0.0), 1)
     return {
         "per_second": round(phase.per_second) if phase is not None else 0,
         "process_us": process,
@@ -381,22 +370,13 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def _transport(results: dict[str, Phase]) -> dict[str, Any]:
-    """The worker and the copier over HTTP to the server and with chDB inside their process,
-    on the same topic: what the HTTP path costs in all (the process and the server)."""
-    costs = {
-        "worker_http": _costs(results.get("worker"), True),
-        "worker_embedded": _costs(results.get("worker_embedded"), False),
-        "baseline_http": _costs(results.get("baseline"), True),
-        "baseline_embedded": _costs(results.get("baseline_embedded"), False),
-    }
-    total = {name: c["total_us"] for name, c in costs.items()}
+    """The worker and the copier over HTTP to the server, on the same topic: what each costs
+    in all (the process and the server)."""
+    worker, baseline = _costs(results.get("worker")), _costs(results.get("baseline"))
     return {
-        **costs,
-        "worker_http_vs_embedded_total": _ratio(total["worker_http"], total["worker_embedded"]),
-        "worker_vs_baseline_total_http": _ratio(total["worker_http"], total["baseline_http"]),
-        "worker_vs_baseline_total_embedded": _ratio(
-            total["worker_embedded"], total["baseline_embedded"]
-        ),
+        "worker_http": worker,
+        "baseline_http": baseline,
+        "worker_vs_baseline_total_http": _ratio(worker["total_us"], baseline["total_us"]),
     }
 
 
@@ -412,7 +392,7 @@ def _scale(results: dict[str, Phase]) -> dict[str, Any]:
         "one_worker_per_second": round(one.per_second),
         "two_workers_vs_one": round(two.per_second / one.per_second, 3) if one.per_second else 0.0,
         "after_all_ready": two.extra.get("after_all_ready", False),
-        **{k: v for k, v in _costs(two, True).items() if k != "per_second"},
+        **{k: v for k, v in _costs(two).items() if k != "per_second"},
     }
 
 
@@ -423,11 +403,9 @@ def _where_time_goes(results: dict[str, Phase]) -> dict[str, Any]:
     framework with nothing to do; the worker is all of it."""
     return {
         "baseline_copier_us": _micros(results.get("baseline")),
-        "baseline_copier_embedded_us": _micros(results.get("baseline_embedded")),
         "processing_without_faust_us": _micros(results.get("breakdown_process")),
         "faust_alone_us": _micros(results.get("breakdown_faust")),
         "worker_us": _micros(results.get("worker")),
-        "worker_embedded_us": _micros(results.get("worker_embedded")),
         "collector_us": _micros(results.get("collector")),
         "collector_sink_us": _micros(results.get("sink")),
     }

@@ -3,8 +3,7 @@ processes it measures.
 
 Nothing here touches a broker, server, port or data directory it did not create: everything
 lives in one temporary directory and every process is stopped (and the directory removed) at the
-end. Each consumer keeps its tables in a database of its own on the server, named after it, or
-with `embedded`, in a chDB directory of its own inside its process.
+end. Each consumer keeps its tables in a database of its own on the server, named after it.
 """
 
 from __future__ import annotations
@@ -153,31 +152,21 @@ class BenchSandbox:
         url = f"http://127.0.0.1:{port}"
         return self._spawn(f"collector-{index}", self._command("collector"), env, url)
 
-    def dsn(self, name: str, embedded: bool = False) -> str:
-        """Where the consumer `name` keeps its tables: the server, or its own chDB directory."""
-        if embedded:
-            return f"chdb://{(self.home / name / 'clickhouse').resolve()}"
-        return self.server.dsn
-
     def clickhouse_env(self, dsn: str, database: str) -> dict[str, str]:
         """The settings a worker reads them from; the bench's tools read the password alike."""
-        password = "" if dsn.startswith("chdb://") else self.server.password
         return {
             **self.env,
             "USAGE_STREAM_CLICKHOUSE_URL": dsn,
-            PASSWORD_VARIABLE: password,
+            PASSWORD_VARIABLE: self.server.password,
             "USAGE_STREAM_CLICKHOUSE_DATABASE": database,
         }
 
-    def worker(
-        self, group: str, name: str = "worker", embedded: bool = False, database: str = ""
-    ) -> Process:
+    def worker(self, group: str, name: str = "worker", database: str = "") -> Process:
         """A `usage-stream worker` with a data directory of its own (faust's tables), named
-        after it, writing to the server in `database` (its own, named after it, by default), or
-        with `embedded` to chDB inside the process."""
+        after it, writing to the server in `database` (its own, named after it, by default)."""
         port = free_port()
         env = {
-            **self.clickhouse_env(self.dsn(name, embedded), database or database_of(name)),
+            **self.clickhouse_env(self.server.dsn, database or database_of(name)),
             "USAGE_STREAM_DATA_DIR": str(self.home / name),
             "USAGE_STREAM_WORKER_PORT": str(port),
             "USAGE_STREAM_CONSUMER_GROUP": group,
@@ -200,12 +189,10 @@ class BenchSandbox:
                 argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
 
-    def copier(
-        self, group: str, batch_size: int, batch_seconds: float, embedded: bool = False
-    ) -> Process:
-        """The baseline copier, over HTTP to the server or with chDB inside (`embedded`)."""
-        name = "copier-embedded" if embedded else "copier"
-        dsn, database = self.dsn(name, embedded), database_of(name)
+    def copier(self, group: str, batch_size: int, batch_seconds: float) -> Process:
+        """The baseline copier, over HTTP to the server."""
+        name = "copier"
+        dsn, database = self.server.dsn, database_of(name)
         argv = [
             sys.executable, "-m", "usage_stream.bench.copier",
             "--bootstrap", self.broker.bootstrap, "--topic", self.topic, "--group", group,

@@ -82,20 +82,14 @@ def _consumer(name: str, events: int, seconds: float, cpu: dict[str, float]) -> 
 def test_over_http_the_servers_cpu_counts_with_the_consumers() -> None:
     results = {
         "worker": _consumer("worker", 100_000, 4.0, {"worker": 2.0, SERVER: 1.0}),
-        "worker_embedded": _consumer("w", 100_000, 4.0, {"w": 2.5, SERVER: 0.1}),
         "baseline": _consumer("copier", 100_000, 1.0, {"copier": 0.4, SERVER: 0.6}),
-        "baseline_embedded": _consumer("c", 100_000, 1.0, {"c": 0.8, SERVER: 0.0}),
     }
     transport = _transport(results)
     assert transport["worker_http"] == {
         "per_second": 25_000, "process_us": 20.0, "server_us": 10.0, "total_us": 30.0,
     }  # fmt: skip
-    # with chDB inside, the server's CPU is its background, not the consumer's
-    assert transport["worker_embedded"]["server_us"] == 1.0
-    assert transport["worker_embedded"]["total_us"] == 25.0
-    assert transport["worker_http_vs_embedded_total"] == 1.2
     assert transport["worker_vs_baseline_total_http"] == 3.0  # 30 / (4 + 6)
-    assert transport["worker_vs_baseline_total_embedded"] == 3.12  # 25 / 8
+    assert set(transport) == {"worker_http", "baseline_http", "worker_vs_baseline_total_http"}
 
 
 def test_two_workers_are_compared_with_one() -> None:
