@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import sys
@@ -15,7 +14,7 @@ from pydantic import ValidationError
 from schemas.settings import NoClickHouse, Settings
 
 
-def _settings() -> Settings:
+def settings_in_force() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
@@ -29,7 +28,7 @@ def _settings() -> Settings:
 def cmd_config(args: argparse.Namespace) -> int:
     from schemas.config import ConfigError, load_config
 
-    settings = _settings()
+    settings = settings_in_force()
     path = args.file or settings.config_file
     try:
         product = load_config(path)
@@ -51,19 +50,19 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from usage_stream.billing_cli import cmd_backfill as run
 
-    return run(args, _settings())
+    return run(args, settings_in_force())
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from usage_stream.billing_cli import cmd_reconcile as run
 
-    return run(args, _settings())
+    return run(args, settings_in_force())
 
 
 def cmd_collector(args: argparse.Namespace) -> int:
     from ingest.process import run_collector
 
-    settings = _settings()
+    settings = settings_in_force()
     if args.processes is not None:
         settings = settings.model_copy(update={"collector_processes": args.processes})
     run_collector(settings)
@@ -73,59 +72,14 @@ def cmd_collector(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from processors.worker.process import run_worker
 
-    run_worker(_settings())
+    run_worker(settings_in_force())
     return 0
-
-
-def cmd_webhooks(args: argparse.Namespace) -> int:
-    settings = _settings()
-    if args.action == "run":
-        from processors.webhooks.process import run_webhooks
-
-        run_webhooks(settings)
-        return 0
-    if args.action == "receive":
-        from usage_stream.demo import DEMO_WEBHOOK_SECRET, WEBHOOK_RECEIVER_PORT, received_path
-        from usage_stream.webhook_receiver import serve
-
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGINT: stopped, no trace
-            serve(
-                "127.0.0.1",
-                args.port or WEBHOOK_RECEIVER_PORT,
-                args.secret or DEMO_WEBHOOK_SECRET,
-                received_path(settings.data_dir),
-            )
-        return 0
-    from processors.storage.clickhouse import open_clickhouse
-    from processors.webhooks import DeliveryLog, DeliveryStatus, endpoints
-    from processors.webhooks.resend import UnknownRecord, resend
-    from schemas.config import ConfigError, load_config
-
-    try:
-        product = load_config(settings.config_file)
-    except ConfigError as exc:
-        print(exc.report(), file=sys.stderr)
-        return 1
-    clickhouse = open_clickhouse(
-        settings.clickhouse_dsn, settings.clickhouse_database, settings.clickhouse_secret()
-    )
-    try:
-        outcomes = resend(
-            args.id, endpoints(product.webhooks), DeliveryLog(clickhouse), args.endpoint
-        )
-    except UnknownRecord as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    print(f"record {args.id}:")
-    for outcome in outcomes:
-        print(f"  {outcome.describe()}")
-    return 0 if all(o.status is DeliveryStatus.DELIVERED for o in outcomes) else 1
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from processors.storage.clickhouse import connect, migrate
 
-    settings = _settings()
+    settings = settings_in_force()
     client = connect(
         settings.clickhouse_dsn,
         settings.clickhouse_database,
@@ -140,7 +94,7 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     from usage_stream.broker import fetch_jars
     from usage_stream.up import local_broker
 
-    settings = _settings()
+    settings = settings_in_force()
     broker = local_broker(settings)
     if args.action == "fetch":
         print(f"Kafka jars in {fetch_jars()}")
@@ -160,7 +114,7 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 def cmd_clickhouse(args: argparse.Namespace) -> int:
     from usage_stream.clickhouse_server import LocalClickHouse
 
-    settings = _settings()
+    settings = settings_in_force()
     server = LocalClickHouse(
         settings.local_clickhouse_dir,
         settings.clickhouse_http_port,
@@ -189,14 +143,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     from usage_stream.up import up
 
     return up(
-        _settings(), demo_run=not args.no_demo, stay=not args.exit_after_demo, workers=args.workers
+        settings_in_force(),
+        demo_run=not args.no_demo,
+        stay=not args.exit_after_demo,
+        workers=args.workers,
     )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from usage_stream import demo
 
-    settings = _settings()
+    settings = settings_in_force()
     write, read = demo.demo_keys()
     demo.run(
         f"http://{settings.collector_host}:{settings.collector_port}",
@@ -268,6 +225,8 @@ what it uses (environment variables, defaults in brackets):
 
 
 def parser() -> argparse.ArgumentParser:
+    from usage_stream.webhooks_cli import add_command as add_webhooks_command
+
     p = argparse.ArgumentParser(
         prog="usage-stream",
         description="Usage analytics from product events: collector → Kafka → workers → ClickHouse."
@@ -276,6 +235,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _add_up(sub)
+    _add_processes(sub)
+    add_webhooks_command(sub)
+    _add_local_services(sub)
+    _add_config(sub)
+    _add_bench(sub)
+
+    from usage_stream.bench.activation import add_command as add_bench_activation
+
+    add_bench_activation(sub)
+
+    _add_billing(sub)
+    return p
+
+
+def _add_up(sub: Any) -> None:
     up = sub.add_parser(
         "up",
         help="start Kafka, the worker and the collector locally, run the demo",
@@ -300,6 +275,9 @@ def parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(func=cmd_up)
 
+
+def _add_processes(sub: Any) -> None:
+    """The long-running parts, and the demo that sends to them."""
     collector = sub.add_parser("collector", help="run the HTTP collector")
     collector.add_argument(
         "--processes",
@@ -315,10 +293,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply ClickHouse schema migrations").set_defaults(
         func=cmd_migrate
     )
-    _add_webhooks(sub)
     demo = sub.add_parser("demo", help="send synthetic product events to a running stack")
     demo.set_defaults(func=cmd_demo)
 
+
+def _add_local_services(sub: Any) -> None:
+    """The broker and the ClickHouse server a machine runs for itself."""
     kafka = sub.add_parser("kafka", help="the local single-node Kafka broker")
     kafka.add_argument("action", choices=("fetch", "start", "stop", "status"))
     kafka.set_defaults(func=cmd_kafka)
@@ -333,6 +313,8 @@ def parser() -> argparse.ArgumentParser:
     clickhouse.add_argument("action", choices=("start", "stop", "status"))
     clickhouse.set_defaults(func=cmd_clickhouse)
 
+
+def _add_config(sub: Any) -> None:
     config = sub.add_parser(
         "config", help="print the settings (secrets masked) and the meters file, or check them"
     )
@@ -342,12 +324,9 @@ def parser() -> argparse.ArgumentParser:
     config.add_argument("--file", help="check this config file instead of USAGE_STREAM_CONFIG_FILE")
     config.set_defaults(func=cmd_config)
 
-    _add_bench(sub)
 
-    from usage_stream.bench.activation import add_command as add_bench_activation
-
-    add_bench_activation(sub)
-
+def _add_billing(sub: Any) -> None:
+    """Recomputing meters from the raw events: backfill writes, reconcile only compares."""
     from usage_stream.billing_cli import add_range_arguments
 
     backfill = sub.add_parser(
@@ -367,47 +346,6 @@ def parser() -> argparse.ArgumentParser:
     add_range_arguments(reconcile)
     reconcile.add_argument("--show", type=int, default=50, help="differences to print")
     reconcile.set_defaults(func=cmd_reconcile)
-    return p
-
-
-def _add_webhooks(sub: Any) -> None:
-    webhooks = sub.add_parser(
-        "webhooks",
-        help="deliver usage alerts as signed webhooks, or send one again",
-        description="Usage alerts (the USAGE_STREAM_ALERTS_TOPIC topic) POSTed to each tenant's"
-        " [[webhooks]] endpoints of USAGE_STREAM_CONFIG_FILE, signed the Standard Webhooks way,"
-        " retried with backoff for the endpoint's retry_for; every attempt is kept in the"
-        " ClickHouse table webhook_deliveries (GET /v1/webhooks/deliveries lists them).",
-    )
-    action = webhooks.add_subparsers(dest="action", required=True, metavar="ACTION")
-    action.add_parser(
-        "run",
-        help="run the sender: its own consumer group, /metrics on USAGE_STREAM_WEBHOOKS_PORT",
-        description="Consumes the alerts topic in its own consumer group and delivers each"
-        " record to its tenant's endpoints; resumes the pending deliveries of its partitions"
-        " from the delivery log. Serves /metrics, /healthz and /readyz on"
-        " USAGE_STREAM_WEBHOOKS_HOST:USAGE_STREAM_WEBHOOKS_PORT. SIGTERM or SIGINT stops it.",
-    )
-    resend = action.add_parser(
-        "resend",
-        help="send one record again (same webhook-id) and print what each endpoint answered",
-        description="Looks the record up in the delivery log and POSTs it once more to every"
-        " endpoint it was delivered (or failed to be delivered) to, with the same webhook-id."
-        " Exits 1 unless every endpoint answered 2xx.",
-    )
-    receive = action.add_parser(
-        "receive",
-        help="a local receiver that verifies signatures and prints each record (the demo's)",
-        description="Listens on 127.0.0.1, verifies every request's Standard Webhooks signature"
-        " with the secret, prints one line per record and appends them to"
-        " USAGE_STREAM_DATA_DIR/logs/webhooks-received.jsonl. For trying webhooks locally;"
-        " `usage-stream up` runs it for the demo's endpoints.",
-    )
-    receive.add_argument("--port", type=int, help="default 8090, the demo's endpoints' port")
-    receive.add_argument("--secret", help="whsec_…; default: the demo's endpoints' secret")
-    resend.add_argument("id", metavar="ID", help="the alert record's id (its webhook-id)")
-    resend.add_argument("--endpoint", metavar="NAME", help="only to this endpoint")
-    webhooks.set_defaults(func=cmd_webhooks)
 
 
 def _add_bench(sub: Any) -> None:
@@ -493,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NoClickHouse as exc:
         raise SystemExit(str(exc)) from None
     except OperationalError as exc:  # nothing answers where ClickHouse should be
-        settings = _settings()
+        settings = settings_in_force()
         hint = "" if settings.clickhouse_url else ": start it with `usage-stream clickhouse start`"
         answer = f"ClickHouse at {settings.clickhouse_dsn} does not answer{hint}\n{exc}"
         raise SystemExit(answer) from None

@@ -55,8 +55,7 @@ def _phase(phase: Phase) -> dict[str, Any]:
 
 def run_bench(options: BenchOptions) -> dict[str, Any]:
     """Run every phase on a fresh private sandbox; write the JSON report, print the table."""
-    started = time.monotonic()
-    say = _say(started)
+    say = _say(time.monotonic())
     home = Path(tempfile.mkdtemp(prefix="usage-stream-bench-"))
     sandbox = BenchSandbox(
         home,
@@ -72,22 +71,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     profiles: dict[str, Any] = {}
     services: list[Usage] = []  # the broker's and the server's: started apart from the others
     try:
-        say(f"starting a private Kafka broker on {sandbox.broker.bootstrap} (files in {home})")
-        sandbox.broker.start()
-        services.append(Usage("broker", sandbox.broker.pid() or 0))
-        say(f"starting a private ClickHouse server on {sandbox.server.url}")
-        sandbox.server.start()
-        services.append(Usage(SERVER, sandbox.server.pid() or 0))
-        ensure_topics(
-            sandbox.broker.bootstrap,
-            [sandbox.topic, "events.invalid", phases.SINK_TOPIC],
-            options.partitions,
-        )
-        bench.offsets = GroupOffsets(sandbox.broker.bootstrap, sandbox.topic)
-        bench.collectors = [sandbox.collector(i) for i in range(options.collectors)]
-        for collector in bench.collectors:
-            collector.wait_ready()
-
+        _start(bench, sandbox, options, services)
         # 1. The collector alone; what it accepts is the pre-loaded topic of the next phases.
         profiler = _profiler(options, bench.collectors[0].popen.pid, "collector", options.duration)
         results["collector"] = phases.collector_alone(bench, options.duration)
@@ -95,61 +79,8 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
             profiles["collector"] = profiler.finish()
         results["sink"] = phases.sink_alone(bench, options.events // 2)
         total = phases.top_up(bench, options.events)
-
-        # 2. Consumers of the same pre-loaded topic, one at a time, each in its own group and
-        # its own database on the server, over HTTP (the production path).
-        cap = max(10.0, 1.5 * options.duration)
-        batches = (options.sink_batch_size, options.sink_batch_seconds)
-        say(f"baseline copier: reading the {total:,} events over HTTP to the server, no processing")
-        copier = sandbox.copier("bench-baseline", *batches)
-        results["baseline"] = phases.consume_all(bench, copier, "bench-baseline", total, cap)
-        copier.stop()
-        for mode, what in (("process", "our processing without faust"), ("faust", "faust alone")):
-            say(f"{what}: reading the same events (at most {cap:.0f}s)")
-            consumer = sandbox.breakdown(mode, f"bench-{mode}", *batches)
-            results[f"breakdown_{mode}"] = phases.consume_all(
-                bench, consumer, f"bench-{mode}", total, cap
-            )
-            consumer.stop()
-        say(f"worker alone over HTTP: the same events through every processor (at most {cap:.0f}s)")
-        worker = sandbox.worker("bench-worker")
-        profiler = _profiler(options, worker.popen.pid, "worker", cap)
-        results["worker"] = phases.consume_all(bench, worker, "bench-worker", total, cap)
-        if profiler is not None:
-            profiles["worker"] = profiler.finish()
-        worker.stop(timeout=5)  # what it holds unwritten is not measured: no need to wait
-        results["two_workers"] = _two_workers(bench, sandbox, total, cap)
-        if options.history:
-            results["worker_history"] = _worker_with_history(
-                bench, sandbox, options, total, cap, profiles
-            )
-
-        # 3. End to end, with a worker whose group starts at the log end (what is left of the
-        # pre-loaded topic is not its business): sustained, then freshness at half that rate,
-        # then flat out last, as its backlog needs no draining before another phase.
-        group = "bench-e2e"
-        bench.offsets.start_at_end(group)
-        worker = sandbox.worker(group, "worker-e2e")
-        worker.wait_ready()
-        sustained, drained = _find_sustained(bench, group, _sustainable(results), options.duration)
-        results["end_to_end"] = sustained
-        fresh = phases.through_everything(
-            bench, "freshness at half load", "bench_fresh", sustained.per_second / 2,
-            options.duration, group,
-        )  # fmt: skip
-        drained = phases.drain(bench, group, timeout=60) and drained
-        results["freshness_load"] = fresh
-        results["end_to_end_max"] = phases.through_everything(
-            bench, "end-to-end flat out", "bench_max", 0, options.duration / 2, group
-        )
-        phases.drain(bench, group, timeout=10)  # its backlog is not measured: a short wait
-        for process in sandbox.processes:
-            process.usage.sample()
-        for service in services:
-            service.sample()
-        say("stopping the worker to read its ClickHouse: freshness and exactness")
-        worker.stop(timeout=10)
-        found = phases.readback(sandbox, "worker-e2e", TENANTS[1:])
+        _same_topic(bench, sandbox, options, total, results, profiles)
+        found, drained = _end_to_end(bench, sandbox, options, results, services)
         say("done; stopping everything")
     finally:
         if bench.offsets is not None:
@@ -164,6 +95,103 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     print(table(report))
     print(f"\nreport written to {options.output}")
     return report
+
+
+def _start(
+    bench: Bench, sandbox: BenchSandbox, options: BenchOptions, services: list[Usage]
+) -> None:
+    """The private broker and ClickHouse server, the topics, the collectors, all ready."""
+    say = bench.say
+    say(f"starting a private Kafka broker on {sandbox.broker.bootstrap} (files in {sandbox.home})")
+    sandbox.broker.start()
+    services.append(Usage("broker", sandbox.broker.pid() or 0))
+    say(f"starting a private ClickHouse server on {sandbox.server.url}")
+    sandbox.server.start()
+    services.append(Usage(SERVER, sandbox.server.pid() or 0))
+    ensure_topics(
+        sandbox.broker.bootstrap,
+        [sandbox.topic, "events.invalid", phases.SINK_TOPIC],
+        options.partitions,
+    )
+    bench.offsets = GroupOffsets(sandbox.broker.bootstrap, sandbox.topic)
+    bench.collectors = [sandbox.collector(i) for i in range(options.collectors)]
+    for collector in bench.collectors:
+        collector.wait_ready()
+
+
+def _same_topic(
+    bench: Bench,
+    sandbox: BenchSandbox,
+    options: BenchOptions,
+    total: int,
+    results: dict[str, Any],
+    profiles: dict[str, Any],
+) -> None:
+    """2. Consumers of the same pre-loaded topic, one at a time, each in its own group and its
+    own database on the server, over HTTP (the production path)."""
+    say = bench.say
+    cap = max(10.0, 1.5 * options.duration)
+    batches = (options.sink_batch_size, options.sink_batch_seconds)
+    say(f"baseline copier: reading the {total:,} events over HTTP to the server, no processing")
+    copier = sandbox.copier("bench-baseline", *batches)
+    results["baseline"] = phases.consume_all(bench, copier, "bench-baseline", total, cap)
+    copier.stop()
+    for mode, what in (("process", "our processing without faust"), ("faust", "faust alone")):
+        say(f"{what}: reading the same events (at most {cap:.0f}s)")
+        consumer = sandbox.breakdown(mode, f"bench-{mode}", *batches)
+        results[f"breakdown_{mode}"] = phases.consume_all(
+            bench, consumer, f"bench-{mode}", total, cap
+        )
+        consumer.stop()
+    say(f"worker alone over HTTP: the same events through every processor (at most {cap:.0f}s)")
+    worker = sandbox.worker("bench-worker")
+    profiler = _profiler(options, worker.popen.pid, "worker", cap)
+    results["worker"] = phases.consume_all(bench, worker, "bench-worker", total, cap)
+    if profiler is not None:
+        profiles["worker"] = profiler.finish()
+    worker.stop(timeout=5)  # what it holds unwritten is not measured: no need to wait
+    results["two_workers"] = _two_workers(bench, sandbox, total, cap)
+    if options.history:
+        results["worker_history"] = _worker_with_history(
+            bench, sandbox, options, total, cap, profiles
+        )
+
+
+def _end_to_end(
+    bench: Bench,
+    sandbox: BenchSandbox,
+    options: BenchOptions,
+    results: dict[str, Any],
+    services: list[Usage],
+) -> tuple[dict[str, Any], bool]:
+    """3. End to end, with a worker whose group starts at the log end (what is left of the
+    pre-loaded topic is not its business): sustained, then freshness at half that rate, then
+    flat out last, as its backlog needs no draining before another phase. Returns what the
+    worker stored, read back, and whether the sustained runs drained."""
+    group = "bench-e2e"
+    assert bench.offsets is not None  # set by _start
+    bench.offsets.start_at_end(group)
+    worker = sandbox.worker(group, "worker-e2e")
+    worker.wait_ready()
+    sustained, drained = _find_sustained(bench, group, _sustainable(results), options.duration)
+    results["end_to_end"] = sustained
+    fresh = phases.through_everything(
+        bench, "freshness at half load", "bench_fresh", sustained.per_second / 2,
+        options.duration, group,
+    )  # fmt: skip
+    drained = phases.drain(bench, group, timeout=60) and drained
+    results["freshness_load"] = fresh
+    results["end_to_end_max"] = phases.through_everything(
+        bench, "end-to-end flat out", "bench_max", 0, options.duration / 2, group
+    )
+    phases.drain(bench, group, timeout=10)  # its backlog is not measured: a short wait
+    for process in sandbox.processes:
+        process.usage.sample()
+    for service in services:
+        service.sample()
+    bench.say("stopping the worker to read its ClickHouse: freshness and exactness")
+    worker.stop(timeout=10)
+    return phases.readback(sandbox, "worker-e2e", TENANTS[1:]), drained
 
 
 def _two_workers(bench: Bench, sandbox: BenchSandbox, total: int, cap: float) -> Phase:
