@@ -13,14 +13,12 @@ from prometheus_client import CollectorRegistry
 
 from ingest import openapi
 from ingest.errors import CollectorError
-from ingest.intake import Intake, write_key_from_header
+from ingest.intake import Intake
 from ingest.limits import Limits
 from ingest.metrics import CollectorMetrics
 from ingest.ratelimit import RateLimiter
 from ingest.sink import EventSink
 from runtime.api_docs import serve_docs
-
-__all__ = ["create_collector", "write_key_from_header"]
 
 DESCRIPTION = """Segment's HTTP tracking API. Each event is judged on its own: a well-formed
 request is answered 200 even when some (or all) of its events are invalid, with the rejected

@@ -8,7 +8,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.collector import create_collector, write_key_from_header
+from ingest.collector import create_collector
+from ingest.intake import write_key_from_header
 from ingest.limits import Limits
 from ingest.sink import InMemoryEventSink
 from tests.harness import basic
